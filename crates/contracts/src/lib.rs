@@ -1,1 +1,43 @@
-//! placeholder
+//! What crosses a service boundary: event subjects and the shapes services exchange.
+
+/// Subjects of the events on the bus (DESIGN.md §4). An event's CloudEvents `type` is its subject.
+pub mod subjects {
+    /// A storefront asks orders to check a cart out.
+    pub const COMMAND_CHECKOUT: &str = "command.checkout";
+    /// An order was placed.
+    pub const ORDER_CREATED: &str = "order.created";
+    /// An order was paid.
+    pub const ORDER_PAID: &str = "order.paid";
+    /// An order was cancelled.
+    pub const ORDER_CANCELLED: &str = "order.cancelled";
+    /// An order was shipped or handed over.
+    pub const ORDER_FULFILLED: &str = "order.fulfilled";
+    /// Stock of a SKU changed.
+    pub const STOCK_UPDATED: &str = "inventory.stock.updated";
+    /// Stock of a SKU fell below its threshold.
+    pub const STOCK_LOW: &str = "inventory.stock.low";
+    /// A payment succeeded.
+    pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+    /// A payment failed.
+    pub const PAYMENT_FAILED: &str = "payment.failed";
+    /// A payment was refunded.
+    pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+    /// An email to send.
+    pub const NOTIFICATION_EMAIL: &str = "notification.email";
+    /// An SMS to send.
+    pub const NOTIFICATION_SMS: &str = "notification.sms";
+    /// A push notification to send.
+    pub const NOTIFICATION_PUSH: &str = "notification.push";
+    /// An in-app notification to store.
+    pub const NOTIFICATION_IN_APP: &str = "notification.in_app";
+    /// A user signed up.
+    pub const USER_REGISTERED: &str = "user.registered";
+    /// A member joined an organization.
+    pub const ORGANIZATION_MEMBER_ADDED: &str = "organization.member.added";
+    /// An audit entry for the analytics trail.
+    pub const ANALYTICS_AUDIT: &str = "analytics.audit";
+    /// A tracked metric event.
+    pub const ANALYTICS_METRIC: &str = "analytics.metric";
+    /// An event a consumer gave up on.
+    pub const ANALYTICS_DLQ: &str = "analytics.dlq";
+}

@@ -1,1 +1,19 @@
-//! placeholder
+//! The kernel every Mercato service is built on: configuration, errors, auth, ids, money,
+//! pagination, telemetry, health, idempotency and the HTTP server bootstrap.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod id;
+pub mod idempotency;
+pub mod money;
+pub mod pagination;
+pub mod server;
+pub mod service;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{ApiError, FieldError, Json, Path, Query};
+pub use service::{CATALOG, Context, Service, ServiceInfo};

@@ -98,18 +98,16 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Db, St
 /// several connections (changing the journal mode needs an exclusive lock).
 async fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
     let (path, query) = split_sqlite_url(url);
-    if path != ":memory:" && !path.is_empty() {
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|source| StoreError::DataDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-        }
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|_| path != ":memory:") {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|source| StoreError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
     }
     let url = if query.contains("mode=") {
         url.to_owned()

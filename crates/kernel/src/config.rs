@@ -1,0 +1,271 @@
+//! Layered configuration: defaults, then `mercato.toml`, then environment variables.
+//!
+//! Keys are the environment variable names of DESIGN.md §6 in lower case, so
+//! `API_GATEWAY_PORT=8080` and `api_gateway_port = 8080` in `mercato.toml` mean the same.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mercato_store::PoolSettings;
+use serde::Deserialize;
+
+use crate::service::ServiceInfo;
+
+/// Failure to read or parse the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON on a non-terminal, pretty on a terminal.
+    #[default]
+    Auto,
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Platform configuration; every field has a default so `mercato up` needs none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Gateway port (`API_GATEWAY_PORT`).
+    pub api_gateway_port: u16,
+    /// Where embedded databases and the event log live (`MERCATO_DATA_DIR`).
+    pub mercato_data_dir: PathBuf,
+    /// Shared database URL, split per service (`DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// Pool size per service (`DB_CONNECTION_LIMIT`).
+    pub db_connection_limit: u32,
+    /// Wait for a pooled connection (`DB_POOL_TIMEOUT_SECONDS`).
+    pub db_pool_timeout_seconds: u64,
+    /// Wait for a new connection (`DB_CONNECT_TIMEOUT_SECONDS`).
+    pub db_connect_timeout_seconds: u64,
+    /// NATS server; the embedded event log when unset (`NATS_URL`).
+    pub nats_url: Option<String>,
+    /// `auto`, `pretty` or `json` (`LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Largest accepted request body in bytes (`MERCATO_BODY_LIMIT_BYTES`).
+    pub mercato_body_limit_bytes: usize,
+    /// How long shutdown waits for in-flight requests (`MERCATO_SHUTDOWN_GRACE_SECONDS`).
+    pub mercato_shutdown_grace_seconds: u64,
+    /// JWKS document to verify access tokens with, as a URL (`MERCATO_JWKS_URL`).
+    pub mercato_jwks_url: Option<String>,
+    /// JWKS document as a file (`MERCATO_JWKS_FILE`).
+    pub mercato_jwks_file: Option<PathBuf>,
+    /// Expected `iss` claim (`MERCATO_JWT_ISSUER`).
+    pub mercato_jwt_issuer: Option<String>,
+    /// Gateway upstream timeout (`GATEWAY_REQUEST_TIMEOUT_MS`).
+    pub gateway_request_timeout_ms: u64,
+    /// Gateway response cache TTL (`GATEWAY_CACHE_TTL_MS`).
+    pub gateway_cache_ttl_ms: u64,
+    /// Gateway response cache size (`GATEWAY_CACHE_MAX_ENTRIES`).
+    pub gateway_cache_max_entries: u64,
+    /// Most upstream connections (`GATEWAY_MAX_SOCKETS`).
+    pub gateway_max_sockets: usize,
+    /// Most idle upstream connections kept per host (`GATEWAY_MAX_FREE_SOCKETS`).
+    pub gateway_max_free_sockets: usize,
+    /// Idle upstream connection lifetime (`GATEWAY_KEEP_ALIVE_MS`).
+    pub gateway_keep_alive_ms: u64,
+    /// Requests slower than this are logged (`GATEWAY_SLOW_REQUEST_THRESHOLD_MS`).
+    pub gateway_slow_request_threshold_ms: u64,
+    /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
+    pub cdn_base_url: Option<String>,
+    #[serde(skip)]
+    raw: Option<config::Config>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_gateway_port: 3000,
+            mercato_data_dir: PathBuf::from("./data"),
+            database_url: None,
+            db_connection_limit: 20,
+            db_pool_timeout_seconds: 15,
+            db_connect_timeout_seconds: 10,
+            nats_url: None,
+            log_format: LogFormat::Auto,
+            mercato_body_limit_bytes: 1024 * 1024,
+            mercato_shutdown_grace_seconds: 30,
+            mercato_jwks_url: None,
+            mercato_jwks_file: None,
+            mercato_jwt_issuer: None,
+            gateway_request_timeout_ms: 4000,
+            gateway_cache_ttl_ms: 10_000,
+            gateway_cache_max_entries: 1000,
+            gateway_max_sockets: 2048,
+            gateway_max_free_sockets: 256,
+            gateway_keep_alive_ms: 5000,
+            gateway_slow_request_threshold_ms: 500,
+            cdn_base_url: None,
+            raw: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `mercato.toml` (or the file `MERCATO_CONFIG` names) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("MERCATO_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("mercato.toml"));
+        Self::from_sources(Some(&file), std::env::vars())
+    }
+
+    /// Builds the configuration from an optional TOML file and a set of variables.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file.to_path_buf())
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            );
+        }
+        // Empty variables count as unset, as in most shells' `VAR= cmd` habit.
+        let env = env
+            .into_iter()
+            .filter(|(k, v)| !v.is_empty() && !k.is_empty())
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        builder = builder.add_source(config::Environment::default().source(Some(env)));
+        let raw = builder.build()?;
+        let mut cfg: Config = raw.clone().try_deserialize()?;
+        cfg.raw = Some(raw);
+        Ok(cfg)
+    }
+
+    fn lookup(&self, key: &str) -> Option<String> {
+        let raw = self.raw.as_ref()?;
+        raw.get_string(&key.to_ascii_lowercase())
+            .ok()
+            .filter(|v| !v.is_empty())
+    }
+
+    fn per_service(&self, info: &ServiceInfo, suffix: &str) -> Option<String> {
+        self.lookup(&format!("{}_{suffix}", info.name))
+            .or_else(|| self.lookup(&format!("{}_{suffix}", info.env_stem)))
+    }
+
+    /// The port a service listens on when served alone.
+    pub fn port_of(&self, info: &ServiceInfo) -> u16 {
+        if info.name == "gateway" {
+            return self.api_gateway_port;
+        }
+        self.lookup(info.port_var)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(info.default_port)
+    }
+
+    /// The database URL of a service (`<NAME>_DATABASE_URL`, else `DATABASE_URL` split per
+    /// service, else a SQLite file in the data dir).
+    pub fn database_url_for(&self, info: &ServiceInfo) -> String {
+        let specific = self.per_service(info, "database_url");
+        mercato_store::service_database_url(
+            info.name,
+            specific.as_deref(),
+            self.database_url.as_deref(),
+            &self.mercato_data_dir,
+        )
+    }
+
+    /// Where the gateway reaches a service in distributed mode (`<NAME>_SERVICE_URL`); a
+    /// comma-separated value lists several replicas.
+    pub fn service_urls(&self, info: &ServiceInfo) -> Vec<String> {
+        self.per_service(info, "service_url")
+            .map(|v| {
+                v.split(',')
+                    .map(|u| u.trim().to_owned())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Pool settings from the `DB_*` variables.
+    pub fn pool_settings(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.db_connection_limit.max(1),
+            acquire_timeout: Duration::from_secs(self.db_pool_timeout_seconds),
+            connect_timeout: Duration::from_secs(self.db_connect_timeout_seconds),
+        }
+    }
+
+    /// Upstream timeout of the gateway.
+    pub fn gateway_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.gateway_request_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let cfg = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(cfg.api_gateway_port, 3000);
+        assert_eq!(cfg.mercato_body_limit_bytes, 1 << 20);
+        assert_eq!(cfg.gateway_request_timeout_ms, 4000);
+        let orders = ServiceInfo::find("orders").unwrap();
+        assert_eq!(cfg.port_of(orders), 3011);
+        assert_eq!(cfg.database_url_for(orders), "sqlite://./data/orders.db");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mercato.toml");
+        std::fs::write(&file, "api_gateway_port = 4000\ngateway_cache_ttl_ms = 5\n").unwrap();
+        let cfg = Config::from_sources(Some(&file), env(&[("API_GATEWAY_PORT", "4100")])).unwrap();
+        assert_eq!(cfg.api_gateway_port, 4100);
+        assert_eq!(cfg.gateway_cache_ttl_ms, 5);
+    }
+
+    #[test]
+    fn per_service_variables_accept_the_name_or_the_original_stem() {
+        let cfg = Config::from_sources(
+            None,
+            env(&[
+                ("USER_SERVICE_URL", "http://a:1, http://b:2"),
+                ("ORDERS_DATABASE_URL", "postgres://h/o"),
+                ("ORDER_SERVICE_PORT", "9011"),
+            ]),
+        )
+        .unwrap();
+        let identity = ServiceInfo::find("identity").unwrap();
+        let orders = ServiceInfo::find("orders").unwrap();
+        assert_eq!(cfg.service_urls(identity), ["http://a:1", "http://b:2"]);
+        assert_eq!(cfg.database_url_for(orders), "postgres://h/o");
+        assert_eq!(cfg.port_of(orders), 9011);
+    }
+
+    #[test]
+    fn shared_database_url_is_split_per_service() {
+        let cfg =
+            Config::from_sources(None, env(&[("DATABASE_URL", "postgres://p@h/shop")])).unwrap();
+        let catalog = ServiceInfo::find("catalog").unwrap();
+        assert_eq!(cfg.database_url_for(catalog), "postgres://p@h/shop_catalog");
+    }
+
+    #[test]
+    fn malformed_numbers_are_reported() {
+        let err = Config::from_sources(None, env(&[("API_GATEWAY_PORT", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("api_gateway_port"), "{err}");
+    }
+}

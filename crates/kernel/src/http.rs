@@ -1,0 +1,297 @@
+//! The middleware stack every service and the gateway share: request ids, a span per request,
+//! RED metrics per route, body limit, panic guard, problem+json fallbacks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::auth::Authenticator;
+use crate::error::{self, ApiError};
+
+/// Header carrying the request id, generated when absent and echoed on the response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, in request extensions for handlers that pass it on.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// What the stack needs to know about the app it wraps.
+#[derive(Clone)]
+pub struct Stack {
+    /// Service name, as the `service` label of metrics and in logs.
+    pub service: &'static str,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Token verifier the auth extractors find in request extensions.
+    pub auth: Arc<Authenticator>,
+}
+
+impl Stack {
+    /// Wraps `router` with the shared middleware and problem+json fallbacks.
+    pub fn apply(self, router: Router) -> Router {
+        let observed = Observed {
+            service: self.service,
+            body_limit: self.body_limit,
+        };
+        router
+            .fallback(error::not_found)
+            .method_not_allowed_fallback(error::method_not_allowed)
+            .route_layer(middleware::from_fn(tag_route))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(axum::Extension(self.auth))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(middleware::from_fn_with_state(observed, observe))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Observed {
+    service: &'static str,
+    body_limit: usize,
+}
+
+/// The matched route template, carried out on the response for the metrics label.
+#[derive(Clone)]
+struct Route(MatchedPath);
+
+async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(Route(route));
+    }
+    response
+}
+
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
+/// Keeps the in-flight gauge right even when a request future is dropped midway.
+struct InFlight(&'static str);
+
+impl InFlight {
+    fn start(service: &'static str) -> Self {
+        metrics::gauge!("http_requests_in_flight", "service" => service).increment(1.0);
+        Self(service)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight", "service" => self.0).decrement(1.0);
+    }
+}
+
+async fn observe(State(cfg): State<Observed>, mut request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        service = cfg.service,
+        request_id = %id,
+        method = %method,
+        path = %request.uri().path(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let _in_flight = InFlight::start(cfg.service);
+
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut response = if declared.is_some_and(|n| n > cfg.body_limit) {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {} bytes", cfg.body_limit),
+        )
+        .into_response()
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
+
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let route = response
+        .extensions()
+        .get::<Route>()
+        .map(|r| r.0.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    record(cfg.service, method.as_str(), route, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            latency_ms = elapsed.as_millis() as u64,
+            "served"
+        )
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    as_problem(response).await
+}
+
+/// Rejections of axum's own extractors (`String`, `Bytes`, `Form`…) answer `text/plain`;
+/// rewrapping them keeps every error of the platform in one format.
+async fn as_problem(response: Response) -> Response {
+    let plain_error = (response.status().is_client_error() || response.status().is_server_error())
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain_error {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let status = parts.status;
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let detail = if status.is_server_error() {
+        "internal error".to_owned()
+    } else {
+        detail
+    };
+    let mut problem = ApiError::new(status, code, detail).into_response();
+    for name in [REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
+}
+
+fn record(
+    service: &'static str,
+    method: &str,
+    route: String,
+    status: StatusCode,
+    elapsed: Duration,
+) {
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..3])
+        .record(elapsed.as_secs_f64());
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    fn app() -> Router {
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/echo", post(|body: String| async move { body }))
+            .route("/boom", get(boom));
+        Stack {
+            service: "test",
+            body_limit: 16,
+            auth: Arc::new(Authenticator::default()),
+        }
+        .apply(router)
+    }
+
+    async fn send(request: Request<Body>) -> Response {
+        app().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_generated_or_echoed() {
+        let response = send(Request::get("/ok").body(Body::empty()).unwrap()).await;
+        assert_eq!(response.headers()[&REQUEST_ID].len(), 32);
+        let response = send(
+            Request::get("/ok")
+                .header("x-request-id", "abc-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(response.headers()[&REQUEST_ID], "abc-1");
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_are_problems() {
+        let response = send(Request::get("/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            error::PROBLEM_JSON
+        );
+        let response = send(Request::delete("/ok").body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            error::PROBLEM_JSON
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let response = send(
+            Request::post("/echo")
+                .body(Body::from("x".repeat(17)))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            error::PROBLEM_JSON
+        );
+        let response = send(Request::post("/echo").body(Body::from("small")).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn panics_become_500_problems() {
+        let response = send(Request::get("/boom").body(Body::empty()).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            error::PROBLEM_JSON
+        );
+    }
+}
