@@ -1,0 +1,327 @@
+//! Services over HTTP: one shared HTTP/1.1 keep-alive pool, round robin over each service's
+//! replicas, bodies streamed both ways.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use axum::http::{Method, StatusCode, Version};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use mercato_kernel::Config;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::headers::strip_hop_by_hop;
+use super::{Probe, ProxyError, probe, read_limited};
+
+/// The HTTP client shared by every remote upstream: one keep-alive pool, a cap on the
+/// connections in use.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    client: Client<HttpConnector, Body>,
+    sockets: Arc<Semaphore>,
+    body_limit: usize,
+}
+
+impl Pool {
+    /// A pool tuned by the `GATEWAY_*` settings.
+    pub(crate) fn new(config: &Config) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.gateway_request_timeout()));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(config.gateway_max_free_sockets)
+            .pool_idle_timeout(Duration::from_millis(config.gateway_keep_alive_ms))
+            .build(connector);
+        let permits = config.gateway_max_sockets.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            client,
+            sockets: Arc::new(Semaphore::new(permits)),
+            body_limit: config.mercato_body_limit_bytes,
+        }
+    }
+}
+
+/// One replica's base URL, split for building request URIs.
+#[derive(Debug)]
+struct Replica {
+    url: String,
+    scheme: Scheme,
+    authority: Authority,
+    prefix: String,
+}
+
+impl Replica {
+    fn parse(url: &str) -> Result<Self, String> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(format!("URL `{url}` needs a scheme and a host"));
+        };
+        if scheme != &Scheme::HTTP {
+            return Err(format!("URL `{url}`: only http:// upstreams are supported"));
+        }
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            prefix: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, ProxyError> {
+        let invalid = |e: &dyn std::fmt::Display| {
+            ProxyError::Upstream(format!("cannot build upstream URI: {e}"))
+        };
+        let path: PathAndQuery = format!("{}{}", self.prefix, path_and_query)
+            .parse()
+            .map_err(|e| invalid(&e))?;
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| invalid(&e))
+    }
+}
+
+/// The replicas of one remote service and its round-robin cursor.
+pub(super) struct Remote {
+    pool: Pool,
+    replicas: Vec<Replica>,
+    next: AtomicUsize,
+}
+
+impl Remote {
+    /// Replicas at `urls`; unusable URLs are logged and left out.
+    pub(super) fn new(service: &'static str, urls: &[String], pool: Pool) -> Self {
+        let replicas = urls
+            .iter()
+            .filter_map(|url| match Replica::parse(url) {
+                Ok(replica) => Some(replica),
+                Err(error) => {
+                    tracing::error!(service, %error, "replica left out");
+                    None
+                }
+            })
+            .collect();
+        Self {
+            pool,
+            replicas,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends `request` to the next replica; a request without a body to a safe method goes
+    /// on to the following replica when a connection cannot be made.
+    pub(super) async fn send(&self, request: Request) -> Result<Response, ProxyError> {
+        if self.replicas.is_empty() {
+            return Err(ProxyError::NoReplica);
+        }
+        let permit = self
+            .pool
+            .sockets
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ProxyError::Upstream("connection pool closed".to_owned()))?;
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or(PathAndQuery::from_static("/"));
+        // Anything with a body is tried once: the body is consumed by the attempt.
+        let retryable = is_safe(&parts.method) && body.size_hint().exact() == Some(0);
+        let attempts = if retryable { self.replicas.len() } else { 1 };
+        let mut body = Some(Body::new(Limited::new(body, self.pool.body_limit)));
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut failure = ProxyError::NoReplica;
+        for attempt in 0..attempts {
+            let replica = &self.replicas[start.wrapping_add(attempt) % self.replicas.len()];
+            let mut outgoing = Request::new(body.take().unwrap_or_default());
+            *outgoing.method_mut() = parts.method.clone();
+            *outgoing.uri_mut() = replica.uri(&path)?;
+            *outgoing.version_mut() = Version::HTTP_11;
+            *outgoing.headers_mut() = parts.headers.clone();
+            // hyper sets `Host` from the replica; the client's is in `x-forwarded-host`.
+            outgoing.headers_mut().remove(header::HOST);
+            match self.pool.client.request(outgoing).await {
+                Ok(response) => return Ok(into_response(response, permit)),
+                Err(error) => failure = classify(&error, self.pool.body_limit, &replica.url),
+            }
+            if !matches!(failure, ProxyError::Connect(_)) {
+                break;
+            }
+        }
+        Err(failure)
+    }
+
+    /// GETs `path` from every replica, concurrently.
+    pub(super) async fn probe_each(
+        &self,
+        path: &'static str,
+        limit: usize,
+        timeout: Duration,
+    ) -> Vec<Probe> {
+        let probes = self
+            .replicas
+            .iter()
+            .map(|replica| probe(replica.url.clone(), timeout, self.get(replica, path, limit)));
+        futures::future::join_all(probes).await
+    }
+
+    /// GETs `path` from the next replica.
+    pub(super) async fn probe_one(
+        &self,
+        path: &'static str,
+        limit: usize,
+        timeout: Duration,
+    ) -> Probe {
+        if self.replicas.is_empty() {
+            let outcome = Err(ProxyError::NoReplica.to_string());
+            return Probe {
+                target: "none".to_owned(),
+                latency: Duration::ZERO,
+                outcome,
+            };
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let replica = &self.replicas[start % self.replicas.len()];
+        probe(replica.url.clone(), timeout, self.get(replica, path, limit)).await
+    }
+
+    async fn get(
+        &self,
+        replica: &Replica,
+        path: &'static str,
+        limit: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let uri = replica
+            .uri(&PathAndQuery::from_static(path))
+            .map_err(|e| e.to_string())?;
+        let request = Request::get(uri)
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .pool
+            .client
+            .request(request)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        read_limited(response.status(), response.into_body(), limit).await
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn classify(
+    error: &hyper_util::client::legacy::Error,
+    body_limit: usize,
+    replica: &str,
+) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<LengthLimitError>() {
+            return ProxyError::BodyTooLarge(body_limit);
+        }
+        source = cause.source();
+    }
+    let chain = error_chain(error);
+    tracing::warn!(replica, error = %chain, "upstream request failed");
+    if error.is_connect() {
+        ProxyError::Connect(replica.to_owned())
+    } else {
+        ProxyError::Upstream(chain)
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn into_response(response: hyper::Response<Incoming>, permit: OwnedSemaphorePermit) -> Response {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(
+        parts,
+        Body::new(Permitted {
+            inner: body,
+            _permit: permit,
+        }),
+    )
+}
+
+/// A response body holding its connection slot until it is read to the end or dropped.
+struct Permitted {
+    inner: Incoming,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for Permitted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_urls_keep_their_path_prefix() {
+        let replica = Replica::parse("http://10.0.0.5:3009/base/").unwrap();
+        let uri = replica
+            .uri(&PathAndQuery::from_static("/api/v1/products?limit=2"))
+            .unwrap();
+        assert_eq!(uri, "http://10.0.0.5:3009/base/api/v1/products?limit=2");
+        assert!(Replica::parse("https://secure:1").is_err());
+        assert!(Replica::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn only_safe_methods_are_retried() {
+        assert!(is_safe(&Method::GET));
+        assert!(!is_safe(&Method::POST));
+        assert!(!is_safe(&Method::DELETE));
+    }
+}

@@ -1,0 +1,7 @@
+//! Gateway integration tests: one binary, one module per area.
+
+mod endpoints;
+mod health;
+mod in_process;
+mod remote;
+mod support;
