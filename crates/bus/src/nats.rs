@@ -199,10 +199,15 @@ impl JetStream {
         if state != State::Connected {
             return Err(nats_error("ping", format!("connection is {state:?}")));
         }
-        tokio::time::timeout(Duration::from_secs(5), self.context.query_account())
-            .await
-            .map_err(|_| nats_error("ping", "no answer within 5s"))?
-            .map_err(|e| nats_error("ping", e))?;
+        // Account info does not decode from a 2.9 server; the stream's info proves both that
+        // JetStream answers and that our stream is there.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            self.context.get_stream(&self.options.stream),
+        )
+        .await
+        .map_err(|_| nats_error("ping", "no answer within 5s"))?
+        .map_err(|e| nats_error("ping", e))?;
         Ok(())
     }
 

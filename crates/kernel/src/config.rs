@@ -47,6 +47,11 @@ pub struct Config {
     pub db_connect_timeout_seconds: u64,
     /// NATS server; the embedded event log when unset (`NATS_URL`).
     pub nats_url: Option<String>,
+    /// JetStream stream holding the platform's events (`NATS_STREAM`); deployments sharing
+    /// a NATS server use different streams and subject prefixes.
+    pub nats_stream: String,
+    /// Prefix of every subject on the wire (`NATS_SUBJECT_PREFIX`).
+    pub nats_subject_prefix: String,
     /// `auto`, `pretty` or `json` (`LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Largest accepted request body in bytes (`MERCATO_BODY_LIMIT_BYTES`).
@@ -89,6 +94,8 @@ impl Default for Config {
             db_pool_timeout_seconds: 15,
             db_connect_timeout_seconds: 10,
             nats_url: None,
+            nats_stream: "MERCATO".to_owned(),
+            nats_subject_prefix: "mercato".to_owned(),
             log_format: LogFormat::Auto,
             mercato_body_limit_bytes: 1024 * 1024,
             mercato_shutdown_grace_seconds: 30,

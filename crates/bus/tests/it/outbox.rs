@@ -5,7 +5,9 @@ use std::time::Duration;
 use mercato_bus::{Consumer, Event, Relay, enqueue};
 use serde_json::json;
 
-use crate::support::{Recorder, Running, eventually, service_dbs, setups, unsent_outbox_rows};
+use crate::support::{
+    Recorder, Running, TestBus, eventually, nats_url, service_dbs, setups, unsent_outbox_rows,
+};
 
 #[tokio::test]
 async fn rolled_back_rows_are_never_published_and_committed_rows_arrive_in_order() {
@@ -86,5 +88,21 @@ async fn enqueue_rejects_an_invalid_subject_without_writing() {
         assert!(enqueue(&mut tx, &event).await.is_err());
         tx.commit().await.unwrap();
         assert_eq!(unsent_outbox_rows(db).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn every_backend_answers_a_readiness_ping() {
+    let mut buses = vec![TestBus::embedded().await];
+    if let Some(url) = nats_url() {
+        buses.push(TestBus::nats(&url, Duration::from_secs(30)).await);
+    }
+    for test_bus in buses {
+        test_bus
+            .bus
+            .ping()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", test_bus.label()));
+        test_bus.cleanup().await;
     }
 }

@@ -1,0 +1,262 @@
+//! Assembling services into a process: configuration, databases, bus, gateway, shutdown.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mercato_bus::{Bus, NatsOptions};
+use mercato_gateway::{Target, Upstream};
+use mercato_kernel::auth::Authenticator;
+use mercato_kernel::{CATALOG, Config, Context, Service, ServiceInfo, server, telemetry};
+use mercato_store::{Db, Migrator};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+type StartFn = fn(Context) -> Pin<Box<dyn Future<Output = anyhow::Result<Service>> + Send>>;
+
+/// A service this binary can run.
+struct Registration {
+    name: &'static str,
+    migrator: &'static Migrator,
+    start: StartFn,
+}
+
+/// Every service that exists so far; `up` runs them all.
+fn registrations() -> [Registration; 1] {
+    [Registration {
+        name: "analytics",
+        migrator: &mercato_analytics::MIGRATOR,
+        start: |ctx| Box::pin(mercato_analytics::start(ctx)),
+    }]
+}
+
+fn info(name: &str) -> anyhow::Result<&'static ServiceInfo> {
+    ServiceInfo::find(name).ok_or_else(|| {
+        let known: Vec<_> = CATALOG.iter().map(|s| s.name).collect();
+        anyhow::anyhow!("unknown service `{name}`; services: {}", known.join(", "))
+    })
+}
+
+/// Loads the configuration, applies `--data-dir` and starts logging.
+pub fn load_config(data_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = Config::load()?;
+    if let Some(dir) = data_dir {
+        config.mercato_data_dir = dir;
+    }
+    telemetry::init_tracing(config.log_format);
+    Ok(config)
+}
+
+/// Creates the data dir and proves it writable, so a bad one fails at start with its path.
+fn ensure_writable(dir: &Path) -> anyhow::Result<()> {
+    let fail =
+        |e: std::io::Error| anyhow::anyhow!("data dir `{}` is not writable: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(".mercato-write-check");
+    std::fs::write(&probe, b"ok").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)?;
+    Ok(())
+}
+
+/// NATS JetStream when `NATS_URL` is set, else the embedded log in the data dir.
+async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
+    let bus = match config.nats_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => {
+            let options = NatsOptions {
+                stream: config.nats_stream.clone(),
+                subject_prefix: config.nats_subject_prefix.clone(),
+                ..NatsOptions::default()
+            };
+            Bus::nats_with(url, options).await
+        }
+        None => Bus::embedded(&config.mercato_data_dir).await,
+    };
+    bus.context("connecting the event bus")
+}
+
+/// What every service of a process shares.
+struct Shared {
+    config: Arc<Config>,
+    bus: Bus,
+    auth: Arc<Authenticator>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    async fn open(config: Config) -> anyhow::Result<Self> {
+        ensure_writable(&config.mercato_data_dir)?;
+        let bus = open_bus(&config).await?;
+        let auth = Authenticator::from_config(&config)
+            .await
+            .context("loading token keys")?;
+        Ok(Self {
+            config: Arc::new(config),
+            bus,
+            auth: Arc::new(auth),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    async fn open_db(&self, info: &ServiceInfo, migrator: &Migrator) -> anyhow::Result<Db> {
+        let url = self.config.database_url_for(info);
+        let db = Db::connect(&url, &self.config.pool_settings())
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the {} database {}",
+                    info.name,
+                    mercato_store::redact(&url)
+                )
+            })?;
+        mercato_kernel::service::migrate(&db, migrator)
+            .await
+            .with_context(|| format!("migrating the {} database", info.name))?;
+        Ok(db)
+    }
+
+    async fn start(&self, registration: &Registration) -> anyhow::Result<(Service, Db)> {
+        let info = info(registration.name)?;
+        let db = self.open_db(info, registration.migrator).await?;
+        let ctx = Context {
+            config: self.config.clone(),
+            db: db.clone(),
+            bus: self.bus.clone(),
+            auth: self.auth.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+        };
+        let service = (registration.start)(ctx)
+            .await
+            .with_context(|| format!("starting {}", info.name))?;
+        Ok((service, db))
+    }
+
+    /// Serves until a signal, then drains requests, stops loops and closes databases.
+    async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+        dbs: Vec<Db>,
+    ) -> anyhow::Result<()> {
+        server::cancel_on_signal(self.shutdown.clone());
+        let grace = Duration::from_secs(self.config.mercato_shutdown_grace_seconds);
+        server::serve(listener, router, self.shutdown.clone(), grace).await?;
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within the grace period");
+        }
+        for db in dbs {
+            db.close().await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// `mercato up`: every service in-process behind the gateway, on one port.
+pub async fn up(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = server::bind(addr).await?;
+    let shared = Shared::open(config).await?;
+    let mut upstreams = Vec::new();
+    let mut dbs = Vec::new();
+    for registration in &registrations() {
+        let (service, db) = shared.start(registration).await?;
+        upstreams.push(Upstream {
+            info: service.info,
+            target: Target::InProcess(service.router),
+            openapi: Some(service.openapi),
+        });
+        dbs.push(db);
+    }
+    let _ = telemetry::prometheus();
+    let router = mercato_gateway::router(&shared.config, upstreams, shared.auth.clone());
+    let base = format!("http://{}", listener.local_addr()?);
+    println!(
+        "Mercato is up on {base} (bus: {})",
+        shared.bus.backend_name()
+    );
+    println!("  storefront  {base}/");
+    println!("  API docs    {base}/docs");
+    println!("  health      {base}/health");
+    shared.run(listener, router, dbs).await
+}
+
+/// `mercato serve <service>`: one service on its own port, or the gateway in front of
+/// remote services.
+pub async fn serve(
+    config: Config,
+    name: &str,
+    host: IpAddr,
+    port: Option<u16>,
+) -> anyhow::Result<()> {
+    let info = info(name)?;
+    let addr = SocketAddr::new(host, port.unwrap_or_else(|| config.port_of(info)));
+    let listener = server::bind(addr).await?;
+    let shared = Shared::open(config).await?;
+    let _ = telemetry::prometheus();
+    let (router, dbs) = if name == "gateway" {
+        let upstreams: Vec<_> = CATALOG
+            .iter()
+            .filter_map(|info| {
+                let urls = shared.config.service_urls(info);
+                (!urls.is_empty()).then(|| Upstream {
+                    info,
+                    target: Target::Remote(urls),
+                    openapi: None,
+                })
+            })
+            .collect();
+        if upstreams.is_empty() {
+            tracing::warn!("no <NAME>_SERVICE_URL is set: the gateway has no upstream");
+        }
+        (
+            mercato_gateway::router(&shared.config, upstreams, shared.auth.clone()),
+            Vec::new(),
+        )
+    } else {
+        let registration = registrations()
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| anyhow::anyhow!("service `{name}` is not built yet"))?;
+        let (service, db) = shared.start(&registration).await?;
+        let metrics =
+            axum::Router::new().route("/metrics/prometheus", axum::routing::get(prometheus_text));
+        (service.router.merge(metrics), vec![db])
+    };
+    println!("{name} listening on http://{}", listener.local_addr()?);
+    shared.run(listener, router, dbs).await
+}
+
+async fn prometheus_text() -> String {
+    telemetry::prometheus()
+        .map(|h| h.render())
+        .unwrap_or_default()
+}
+
+/// `mercato migrate`: applies every (or one) service's migrations.
+pub async fn migrate(config: Config, only: Option<&str>) -> anyhow::Result<()> {
+    if let Some(name) = only {
+        info(name)?;
+    }
+    let shared = Shared::open(config).await?;
+    for registration in registrations()
+        .iter()
+        .filter(|r| only.is_none_or(|n| n == r.name))
+    {
+        let info = info(registration.name)?;
+        let db = shared.open_db(info, registration.migrator).await?;
+        db.close().await;
+        println!("{}: migrated", info.name);
+    }
+    Ok(())
+}

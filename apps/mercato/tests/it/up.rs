@@ -1,0 +1,164 @@
+//! `mercato up` on a fresh data dir: health, metrics, OpenAPI, problems, start-up failures.
+
+use std::process::{Command, Stdio};
+
+use crate::{Platform, free_port};
+
+#[tokio::test]
+async fn up_on_a_fresh_data_dir_serves_health_metrics_and_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh/data");
+    let platform = Platform::start(&data, Vec::new()).await;
+    let client = &platform.client;
+
+    let health = client.get(platform.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["services"]["analytics"]["status"], "up", "{body}");
+    assert!(data.join("analytics.db").exists());
+
+    // Generate a little traffic so route metrics exist.
+    let tracked = client
+        .post(platform.url("/api/v1/analytics/track"))
+        .json(&serde_json::json!({"event": "page_viewed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tracked.status(), 202);
+    let text = client
+        .get(platform.url("/metrics/prometheus"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    let text = text.text().await.unwrap();
+    assert_valid_prometheus(&text);
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let openapi: serde_json::Value = client
+        .get(platform.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        openapi["openapi"].as_str().unwrap().starts_with("3."),
+        "{openapi}"
+    );
+    assert!(
+        openapi["paths"]["/api/v1/analytics/track"].is_object(),
+        "{openapi}"
+    );
+
+    let nope = client.get(platform.url("/nope")).send().await.unwrap();
+    assert_eq!(nope.status(), 404);
+    assert_eq!(nope.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = nope.json().await.unwrap();
+    assert_eq!(problem["status"], 404);
+
+    let bad = client
+        .post(platform.url("/api/track"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        404,
+        "`/api/track` is no route; only /api/analytics/track is"
+    );
+    let bad = client
+        .post(platform.url("/api/analytics/track"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+}
+
+/// Every sample line is `name{labels} value` with a numeric value.
+fn assert_valid_prometheus(text: &str) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line}"));
+        assert!(
+            value.parse::<f64>().is_ok() || value == "+Inf" || value == "NaN",
+            "{line}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["up", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {port} is already in use")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unwritable_data_dir_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["up", "--port", &free_port().to_string(), "--data-dir"])
+        .arg(file.join("data"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not writable"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["bench", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
