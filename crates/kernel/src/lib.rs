@@ -9,6 +9,7 @@ pub mod http;
 pub mod id;
 pub mod idempotency;
 pub mod money;
+pub mod openapi;
 pub mod pagination;
 pub mod server;
 pub mod service;

@@ -202,10 +202,11 @@ async fn sigkill_with_events_in_flight_loses_and_repeats_nothing_on_nats_and_pos
     // events out of the counts.
     let run = format!("nats_{}", std::process::id());
     let env = vec![
-        ("NATS_URL".into(), nats),
+        ("NATS_URL".into(), nats.clone()),
         ("DATABASE_URL".into(), database.clone()),
         ("NATS_STREAM".into(), format!("TEST_{run}")),
         ("NATS_SUBJECT_PREFIX".into(), format!("test.{run}")),
     ];
     crash_and_recover(env, &run, Some(analytics_database)).await;
+    crate::delete_stream(&nats, &format!("TEST_{run}")).await;
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod crash;
+mod distributed;
 mod up;
 
 use std::net::TcpListener;
@@ -88,13 +89,19 @@ impl Drop for Platform {
     }
 }
 
-/// Runs `mercato up --port P --data-dir D` with a clean environment for the platform's
-/// variables, so the test's own `NATS_URL` or `DATABASE_URL` leak in only when passed.
+/// Runs `mercato up --port P --data-dir D`.
 pub fn spawn_up(port: u16, data_dir: &Path, env: &[(String, String)]) -> Child {
+    let port = port.to_string();
+    let data_dir = data_dir.display().to_string();
+    spawn_mercato(&["up", "--port", &port, "--data-dir", &data_dir], env)
+}
+
+/// Runs `mercato <args>` with a clean environment for the platform's variables, so the
+/// test's own `NATS_URL` or `DATABASE_URL` leak in only when passed in `env`.
+pub fn spawn_mercato(args: &[&str], env: &[(String, String)]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mercato"));
     command
-        .args(["up", "--port", &port.to_string(), "--data-dir"])
-        .arg(data_dir)
+        .args(args)
         .env_remove("NATS_URL")
         .env_remove("DATABASE_URL")
         .env("LOG_FORMAT", "json")
@@ -108,6 +115,39 @@ pub fn spawn_up(port: u16, data_dir: &Path, env: &[(String, String)]) -> Child {
     command.spawn().expect("spawn mercato")
 }
 
+/// Waits until `url` answers 200, or panics after 60 s or when `child` exits.
+pub async fn wait_ok(child: &mut Child, url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("mercato exited early with {status} while waiting for {url}");
+        }
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} not answering 200 within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends SIGTERM, as an orchestrator stopping the process would.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Keys whose JWKS the platform trusts, written to `dir/jwks.json`, and the variable that
 /// points the platform at it.
 pub fn trusted_keys(dir: &Path) -> (TestKeys, (String, String)) {
@@ -118,4 +158,11 @@ pub fn trusted_keys(dir: &Path) -> (TestKeys, (String, String)) {
         keys,
         ("MERCATO_JWKS_FILE".into(), path.display().to_string()),
     )
+}
+
+/// Deletes a test's JetStream stream so test runs leave nothing on a shared server.
+pub async fn delete_stream(nats_url: &str, stream: &str) {
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream.delete_stream(stream).await.unwrap();
 }

@@ -162,3 +162,22 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_platform_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = Platform::start(dir.path(), Vec::new()).await;
+    crate::terminate(&platform.child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = platform.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,2 +1,5 @@
+//! Kernel integration tests.
+
 mod auth;
 mod idempotency;
+mod server;

@@ -5,6 +5,7 @@ mod track;
 
 use axum::Router;
 use axum::routing::{get, post};
+use mercato_kernel::openapi::BearerAuth;
 use mercato_store::Db;
 
 /// State every handler gets.
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
 #[openapi(
     paths(track::track, reports::list_events, reports::metrics, reports::list_dead_letters),
     components(schemas(mercato_kernel::error::Problem)),
+    modifiers(&BearerAuth),
     tags((name = "analytics", description = "Event tracking, audit trail and dead letters"))
 )]
 pub struct ApiDoc;

@@ -228,5 +228,9 @@ async fn the_service_reports_ready_and_publishes_its_openapi() {
             .await;
         assert_eq!(status, StatusCode::OK);
         assert!(doc["paths"]["/api/v1/analytics/track"]["post"].is_object());
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
     }
 }
