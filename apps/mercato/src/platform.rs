@@ -185,7 +185,7 @@ pub async fn up(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         "Mercato is up on {base} (bus: {})",
         shared.bus.backend_name()
     );
-    println!("  storefront  {base}/");
+    println!("  home        {base}/");
     println!("  API docs    {base}/docs");
     println!("  health      {base}/health");
     shared.run(listener, router, dbs).await
