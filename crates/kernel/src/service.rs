@@ -60,7 +60,7 @@ pub static CATALOG: &[ServiceInfo] = &[
         "USER_SERVICE_PORT",
         3001,
         "USER",
-        ["auth", "users", "organizations", "api-keys"]
+        ["auth", "users", "organizations", "api-keys", ".well-known"]
     ),
     service!(
         "payments",

@@ -125,6 +125,7 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
         .route("/openapi.json", get(openapi::get_openapi))
         .route("/assets/{*path}", get(redirect_asset))
         .route("/api/{*path}", any(proxy_request))
+        .route("/.well-known/{*path}", get(proxy_well_known))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     let stack = Stack {
@@ -235,10 +236,32 @@ fn resolve(uri: &Uri) -> Result<Resolved, ApiError> {
 
 /// Sends an `/api/…` request to the service owning its segment.
 async fn proxy_request(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let resolved = match resolve(request.uri()) {
-        Ok(resolved) => resolved,
-        Err(problem) => return problem.into_response(),
-    };
+    match resolve(request.uri()) {
+        Ok(resolved) => forward_request(&gateway, resolved, request).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// `/.well-known/…` documents (the JWKS) belong to the service owning `.well-known`.
+async fn proxy_well_known(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let path = request.uri().path_and_query().cloned();
+    match path {
+        Some(forward) => {
+            let resolved = Resolved {
+                segment: WELL_KNOWN.to_owned(),
+                forward,
+            };
+            forward_request(&gateway, resolved, request).await
+        }
+        None => route_not_found(request.uri().path()).into_response(),
+    }
+}
+
+/// Segment under which a service claims `/.well-known/…`.
+const WELL_KNOWN: &str = ".well-known";
+
+/// Sends a request to the upstream owning `resolved.segment`, within the gateway timeout.
+async fn forward_request(gateway: &Gateway, resolved: Resolved, request: Request) -> Response {
     let Some(backend) = gateway.by_segment.get(resolved.segment.as_str()) else {
         return unrouted(&resolved.segment, request.uri().path()).into_response();
     };

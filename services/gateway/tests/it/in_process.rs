@@ -117,3 +117,33 @@ async fn a_slow_in_process_service_times_out() {
         .await
         .assert_problem(504, "upstream_timeout");
 }
+
+/// A service owning `.well-known`, like identity with its JWKS.
+static KEYS: mercato_kernel::ServiceInfo = mercato_kernel::ServiceInfo {
+    name: "keys",
+    port_var: "KEYS_SERVICE_PORT",
+    default_port: 0,
+    env_stem: "KEYS",
+    prefixes: &[".well-known"],
+};
+
+#[tokio::test]
+async fn well_known_documents_go_to_the_service_that_owns_them() {
+    let keys = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({"keys": []})) }),
+    );
+    let upstream = mercato_gateway::Upstream {
+        info: &KEYS,
+        target: mercato_gateway::Target::InProcess(keys),
+        openapi: None,
+    };
+    let app = gateway(&config(), vec![upstream]);
+    let answer = get(&app, "/.well-known/jwks.json").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["keys"], serde_json::json!([]));
+    // Identity owns `.well-known` on the platform; not running here, so unavailable.
+    get(&gateway(&config(), Vec::new()), "/.well-known/jwks.json")
+        .await
+        .assert_problem(503, "service_unavailable");
+}
