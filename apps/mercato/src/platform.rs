@@ -25,13 +25,21 @@ struct Registration {
     start: StartFn,
 }
 
-/// Every service that exists so far; `up` runs them all.
-fn registrations() -> [Registration; 1] {
-    [Registration {
-        name: "analytics",
-        migrator: &mercato_analytics::MIGRATOR,
-        start: |ctx| Box::pin(mercato_analytics::start(ctx)),
-    }]
+/// Every service that exists so far; `up` runs them all, identity first so that its signing
+/// keys are in the shared verifier before anything else serves.
+fn registrations() -> [Registration; 2] {
+    [
+        Registration {
+            name: "identity",
+            migrator: &mercato_identity::MIGRATOR,
+            start: |ctx| Box::pin(mercato_identity::start(ctx)),
+        },
+        Registration {
+            name: "analytics",
+            migrator: &mercato_analytics::MIGRATOR,
+            start: |ctx| Box::pin(mercato_analytics::start(ctx)),
+        },
+    ]
 }
 
 fn info(name: &str) -> anyhow::Result<&'static ServiceInfo> {

@@ -32,6 +32,10 @@ pub mod subjects {
     pub const NOTIFICATION_IN_APP: &str = "notification.in_app";
     /// A user signed up.
     pub const USER_REGISTERED: &str = "user.registered";
+    /// A user asked to reset a forgotten password.
+    pub const USER_PASSWORD_RESET_REQUESTED: &str = "user.password_reset_requested";
+    /// An organization was created.
+    pub const ORGANIZATION_CREATED: &str = "organization.created";
     /// A member joined an organization.
     pub const ORGANIZATION_MEMBER_ADDED: &str = "organization.member.added";
     /// An audit entry for the analytics trail.

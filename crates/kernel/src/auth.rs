@@ -16,6 +16,7 @@
 //! `token_expired`, each with a `WWW-Authenticate: Bearer` challenge; 403 `forbidden` (role
 //! missing) or `organization_required`.
 
+mod api_keys;
 mod extract;
 pub mod testing;
 mod verify;
@@ -29,11 +30,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
+pub use api_keys::{
+    API_KEY_PREFIX, ApiKeyResolver, DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_TTL, HttpApiKeyResolver,
+    INTROSPECT_PATH, ResolveFuture, Scope, hash_api_key,
+};
 pub use extract::{Admin, MaybeClaims, OrgScope, RequireRole, RoleMarker, Staff, bearer_token};
 pub use verify::{Authenticator, DEFAULT_REFRESH_INTERVAL, LEEWAY_SECONDS};
 
-/// The claims of a Mercato access token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// The claims of a Mercato access token, or of an API key resolved by identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
     /// The user (or service account) the token was issued to, e.g. `usr_…`.
     pub sub: String,
@@ -53,9 +58,13 @@ pub struct Claims {
     /// Issuer, checked when `MERCATO_JWT_ISSUER` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Token id.
+    /// Token id (for an API key: the key's id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Scopes of an API key (`read`, `write`, `admin`); empty for a user's token, which has
+    /// no scope restriction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 impl Claims {
@@ -67,6 +76,17 @@ impl Claims {
             Role::Staff => holds(Role::Staff.as_str()) || holds(Role::Admin.as_str()),
             Role::Admin => holds(Role::Admin.as_str()),
         }
+    }
+
+    /// Whether the caller may act with `scope`: always for a user's token (no scopes), else
+    /// when one of the key's scopes implies it (`admin` ⊇ `write` ⊇ `read`).
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.is_empty()
+            || self
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::parse(s))
+                .any(|held| held.implies(scope))
     }
 }
 
@@ -142,6 +162,15 @@ pub enum AuthError {
     /// Required claims are missing or have the wrong type.
     #[error("token claims are invalid")]
     InvalidClaims,
+    /// An API key that is unknown, revoked or expired, or whose owner is disabled.
+    #[error("api key is invalid")]
+    InvalidApiKey,
+    /// An API key without the scope the request needs.
+    #[error("api key lacks the {0} scope")]
+    InsufficientScope(Scope),
+    /// Identity could not be asked about an API key.
+    #[error("cannot check the api key now")]
+    IdentityUnavailable,
     /// Authenticated, but without the role the route requires.
     #[error("requires the {0} role")]
     MissingRole(Role),
@@ -160,7 +189,10 @@ impl AuthError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingRole(_) | Self::NoOrganization => StatusCode::FORBIDDEN,
+            Self::MissingRole(_) | Self::NoOrganization | Self::InsufficientScope(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::IdentityUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotConfigured | Self::KeySet(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -173,6 +205,8 @@ impl AuthError {
             Self::Expired => "token_expired",
             Self::MissingRole(_) => "forbidden",
             Self::NoOrganization => "organization_required",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::IdentityUnavailable => "service_unavailable",
             Self::NotConfigured | Self::KeySet(_) => "internal_error",
             _ => "invalid_token",
         }
@@ -182,7 +216,9 @@ impl AuthError {
     fn challenge(&self) -> Option<&'static str> {
         match self {
             Self::MissingToken => Some("Bearer"),
-            Self::MissingRole(_) => Some("Bearer error=\"insufficient_scope\""),
+            Self::MissingRole(_) | Self::InsufficientScope(_) => {
+                Some("Bearer error=\"insufficient_scope\"")
+            }
             _ if self.status() == StatusCode::UNAUTHORIZED => {
                 Some("Bearer error=\"invalid_token\"")
             }

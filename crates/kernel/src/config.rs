@@ -29,6 +29,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// Every source value, for the per-service variables; not printed, since any value may be a
+/// secret.
+#[derive(Clone)]
+struct Raw(config::Config);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Raw(..)")
+    }
+}
+
+/// A configuration value that never appears in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Platform configuration; every field has a default so `mercato up` needs none.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -64,6 +105,11 @@ pub struct Config {
     pub mercato_jwks_file: Option<PathBuf>,
     /// Expected `iss` claim (`MERCATO_JWT_ISSUER`).
     pub mercato_jwt_issuer: Option<String>,
+    /// Email of the admin identity creates at start when no admin exists
+    /// (`MERCATO_BOOTSTRAP_ADMIN_EMAIL`).
+    pub mercato_bootstrap_admin_email: Option<String>,
+    /// Password of that admin (`MERCATO_BOOTSTRAP_ADMIN_PASSWORD`); there is no default.
+    pub mercato_bootstrap_admin_password: Option<Secret>,
     /// Gateway upstream timeout (`GATEWAY_REQUEST_TIMEOUT_MS`).
     pub gateway_request_timeout_ms: u64,
     /// Gateway response cache TTL (`GATEWAY_CACHE_TTL_MS`).
@@ -81,7 +127,7 @@ pub struct Config {
     /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
     pub cdn_base_url: Option<String>,
     #[serde(skip)]
-    raw: Option<config::Config>,
+    raw: Option<Raw>,
 }
 
 impl Default for Config {
@@ -102,6 +148,8 @@ impl Default for Config {
             mercato_jwks_url: None,
             mercato_jwks_file: None,
             mercato_jwt_issuer: None,
+            mercato_bootstrap_admin_email: None,
+            mercato_bootstrap_admin_password: None,
             gateway_request_timeout_ms: 4000,
             gateway_cache_ttl_ms: 10_000,
             gateway_cache_max_entries: 1000,
@@ -146,13 +194,14 @@ impl Config {
         builder = builder.add_source(config::Environment::default().source(Some(env)));
         let raw = builder.build()?;
         let mut cfg: Config = raw.clone().try_deserialize()?;
-        cfg.raw = Some(raw);
+        cfg.raw = Some(Raw(raw));
         Ok(cfg)
     }
 
     fn lookup(&self, key: &str) -> Option<String> {
         let raw = self.raw.as_ref()?;
-        raw.get_string(&key.to_ascii_lowercase())
+        raw.0
+            .get_string(&key.to_ascii_lowercase())
             .ok()
             .filter(|v| !v.is_empty())
     }
@@ -268,6 +317,18 @@ mod tests {
             Config::from_sources(None, env(&[("DATABASE_URL", "postgres://p@h/shop")])).unwrap();
         let catalog = ServiceInfo::find("catalog").unwrap();
         assert_eq!(cfg.database_url_for(catalog), "postgres://p@h/shop_catalog");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let cfg = Config::from_sources(
+            None,
+            env(&[("MERCATO_BOOTSTRAP_ADMIN_PASSWORD", "hunter2-but-longer")]),
+        )
+        .unwrap();
+        let password = cfg.mercato_bootstrap_admin_password.as_ref().unwrap();
+        assert_eq!(password.expose(), "hunter2-but-longer");
+        assert!(!format!("{cfg:?}").contains("hunter2"));
     }
 
     #[test]

@@ -181,3 +181,77 @@ async fn sigterm_stops_the_platform_cleanly() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn identity_tokens_work_across_services_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "MERCATO_BOOTSTRAP_ADMIN_EMAIL".to_owned(),
+            "ops@example.com".to_owned(),
+        ),
+        (
+            "MERCATO_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
+            "a long admin passphrase".to_owned(),
+        ),
+    ];
+    let platform = Platform::start(dir.path(), env).await;
+    let client = &platform.client;
+
+    let health: serde_json::Value = client
+        .get(platform.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["services"]["identity"]["status"], "up", "{health}");
+    let jwks: serde_json::Value = client
+        .get(platform.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519", "{jwks}");
+
+    // A customer signs up through the unversioned alias; analytics knows the token but not
+    // the role.
+    let registered = client
+        .post(platform.url("/api/auth/register"))
+        .json(&serde_json::json!({
+            "email": "shopper@example.com",
+            "password": "correct horse battery staple",
+            "name": "Shopper"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let registered: serde_json::Value = registered.json().await.unwrap();
+    let customer = registered["access_token"].as_str().unwrap();
+    let events = platform.url("/api/v1/analytics/events");
+    let denied = client
+        .get(&events)
+        .bearer_auth(customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+
+    let login = client
+        .post(platform.url("/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"email": "ops@example.com", "password": "a long admin passphrase"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let login: serde_json::Value = login.json().await.unwrap();
+    let admin = login["access_token"].as_str().unwrap();
+    let allowed = client.get(&events).bearer_auth(admin).send().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+}

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
-use super::{AuthError, Authenticator, Claims, Role};
+use super::{AuthError, Authenticator, Claims, Role, Scope};
 
 /// The bearer token of an `Authorization` header: `None` without the header, an error when
 /// the header is not `Bearer <token>`.
@@ -36,15 +36,23 @@ fn authenticator(parts: &Parts) -> Result<Arc<Authenticator>, AuthError> {
         .ok_or(AuthError::NotConfigured)
 }
 
+/// The caller's claims, if a credential is sent; an API key must also hold the scope the
+/// request's method needs.
 async fn optional_claims(parts: &Parts) -> Result<Option<Claims>, AuthError> {
     let auth = authenticator(parts)?;
-    match bearer_token(&parts.headers)? {
-        Some(token) => auth.verify(token).await.map(Some),
-        None => Ok(None),
+    let Some(token) = bearer_token(&parts.headers)? else {
+        return Ok(None);
+    };
+    let claims = auth.authenticate(token).await?;
+    let needed = Scope::for_method(&parts.method);
+    if !claims.allows(needed) {
+        return Err(AuthError::InsufficientScope(needed));
     }
+    Ok(Some(claims))
 }
 
-/// The verified claims of the `Authorization: Bearer` token; 401 without a valid one.
+/// The verified claims of the `Authorization: Bearer` token (a JWT or an `mk_…` API key);
+/// 401 without a valid one, 403 for an API key lacking the method's scope.
 impl<S: Send + Sync> FromRequestParts<S> for Claims {
     type Rejection = AuthError;
 

@@ -129,5 +129,6 @@ pub fn claims(sub: &str, roles: &[&str], org: Option<&str>) -> Claims {
         nbf: None,
         iss: None,
         jti: None,
+        scopes: Vec::new(),
     }
 }

@@ -12,8 +12,10 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use super::api_keys::{API_KEY_PREFIX, ApiKeyResolver, HttpApiKeyResolver, ResolverSlot};
 use super::{AuthError, Claims};
 use crate::config::Config;
+use crate::service::ServiceInfo;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -35,8 +37,12 @@ const MAX_JWKS_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct Authenticator {
     keys: RwLock<HashMap<String, DecodingKey>>,
+    /// Keys of the identity service running in this process, kept apart from the configured
+    /// ones so that pushing them does not drop a configured JWKS.
+    local: RwLock<HashMap<String, DecodingKey>>,
     validation: Validation,
     remote: Option<RemoteKeys>,
+    api_keys: ResolverSlot,
 }
 
 /// Where the key set comes from when it is served over HTTP.
@@ -70,8 +76,10 @@ impl Authenticator {
         }
         Self {
             keys: RwLock::new(decoding_keys(&jwks)),
+            local: RwLock::new(HashMap::new()),
             validation,
             remote: None,
+            api_keys: ResolverSlot::default(),
         }
     }
 
@@ -106,7 +114,27 @@ impl Authenticator {
     /// The authenticator the configuration asks for: `MERCATO_JWKS_FILE`, else
     /// `MERCATO_JWKS_URL`, else an empty key set (keys come later through
     /// [`Authenticator::replace_keys`]); `MERCATO_JWT_ISSUER` sets the expected issuer.
+    ///
+    /// When identity's URL is configured (`IDENTITY_SERVICE_URL` / `USER_SERVICE_URL`), API
+    /// keys are resolved by asking it ([`HttpApiKeyResolver`]); in embedded mode identity
+    /// installs its own resolver when it starts.
     pub async fn from_config(cfg: &Config) -> Result<Self, AuthError> {
+        let identity_urls = ServiceInfo::find("identity")
+            .map(|info| cfg.service_urls(info))
+            .unwrap_or_default();
+        let auth = Self::keys_from_config(cfg, identity_urls.first()).await?;
+        if !identity_urls.is_empty() {
+            auth.set_api_key_resolver(std::sync::Arc::new(HttpApiKeyResolver::new(identity_urls)?));
+        }
+        Ok(auth)
+    }
+
+    /// Keys from `MERCATO_JWKS_FILE`, else `MERCATO_JWKS_URL`, else the JWKS of a separately
+    /// served identity service, else none (identity in the same process pushes its own).
+    async fn keys_from_config(
+        cfg: &Config,
+        identity_url: Option<&String>,
+    ) -> Result<Self, AuthError> {
         let issuer = cfg.mercato_jwt_issuer.clone();
         if let Some(path) = &cfg.mercato_jwks_file {
             let json = tokio::fs::read_to_string(path).await.map_err(|e| {
@@ -117,7 +145,27 @@ impl Authenticator {
         if let Some(url) = cfg.mercato_jwks_url.as_deref().filter(|u| !u.is_empty()) {
             return Self::from_jwks_url(url, issuer).await;
         }
+        if let Some(identity) = identity_url {
+            let url = format!("{}/.well-known/jwks.json", identity.trim_end_matches('/'));
+            return Self::from_jwks_url(&url, issuer).await;
+        }
         Ok(Self::from_jwks(JwkSet::default(), issuer))
+    }
+
+    /// Installs (or replaces) what resolves `Bearer mk_…` API keys; without one every API
+    /// key is rejected.
+    pub fn set_api_key_resolver(&self, resolver: std::sync::Arc<dyn ApiKeyResolver>) {
+        self.api_keys.set(resolver);
+    }
+
+    /// The claims of a bearer credential: an API key (`mk_…`) through the resolver, else a
+    /// JWT through [`Authenticator::verify`].
+    pub async fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+        if token.starts_with(API_KEY_PREFIX) {
+            self.api_keys.resolve(token).await
+        } else {
+            self.verify(token).await
+        }
     }
 
     /// Sets the least time between two refreshes of a URL key set (tests use zero).
@@ -134,11 +182,20 @@ impl Authenticator {
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
     }
 
+    /// Installs the keys of the identity service of this process (replacing the ones it
+    /// installed before, e.g. after a rotation); configured keys stay.
+    pub fn set_local_keys(&self, jwks: JwkSet) {
+        let keys = decoding_keys(&jwks);
+        *self.local.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
     /// The key ids currently accepted.
     pub fn key_ids(&self) -> Vec<String> {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        let mut ids: Vec<String> = keys.keys().cloned().collect();
+        let local = self.local.read().unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<String> = keys.keys().chain(local.keys()).cloned().collect();
         ids.sort();
+        ids.dedup();
         ids
     }
 
@@ -166,11 +223,19 @@ impl Authenticator {
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys
+        let configured = self
+            .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(kid)
-            .cloned()
+            .cloned();
+        configured.or_else(|| {
+            self.local
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(kid)
+                .cloned()
+        })
     }
 
     /// Re-fetches a URL key set unless that happened less than `min_interval` ago.

@@ -497,3 +497,26 @@ async fn a_missing_authenticator_is_a_500() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(code(&body), "internal_error");
 }
+
+#[tokio::test]
+async fn local_keys_add_to_configured_ones() {
+    let configured = TestKeys::generate();
+    let local = TestKeys::generate();
+    let auth = configured.authenticator();
+    auth.set_local_keys(local.jwks());
+    for keys in [&configured, &local] {
+        let token = keys.token_for("usr_1", &["customer"], None);
+        auth.verify(&token).await.unwrap();
+    }
+    // A rotation replaces the local set only.
+    let rotated = TestKeys::generate();
+    auth.set_local_keys(rotated.jwks());
+    let old_local = local.token_for("usr_1", &[], None);
+    assert!(auth.verify(&old_local).await.is_err());
+    auth.verify(&configured.token_for("usr_1", &[], None))
+        .await
+        .unwrap();
+    auth.verify(&rotated.token_for("usr_1", &[], None))
+        .await
+        .unwrap();
+}
