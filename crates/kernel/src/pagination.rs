@@ -91,6 +91,15 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
+
+    /// The same page with each item converted, e.g. from a stored row to its wire type.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            has_more: self.has_more,
+            next_cursor: self.next_cursor,
+        }
+    }
 }
 
 #[cfg(test)]

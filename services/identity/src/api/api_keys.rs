@@ -208,11 +208,7 @@ pub async fn list_api_keys(
     let mut conn = state.db.pool().acquire().await?;
     let rows = store::list_for_user(&mut conn, &claims.sub, &page).await?;
     let page = Page::from_rows(rows, &page, |r| r.id.clone());
-    Ok(Json(Page {
-        data: page.data.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(Into::into)))
 }
 
 /// Revokes one of the caller's keys; another user's key answers 404.

@@ -206,11 +206,7 @@ pub async fn list_users(
     let page = params.parse()?;
     let rows = store::users::list(&state.db, &page).await?;
     let page = Page::from_rows(rows, &page, |u| u.id.clone());
-    Ok(Json(Page {
-        data: page.data.into_iter().map(UserResponse::from).collect(),
-        has_more: page.has_more,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(UserResponse::from)))
 }
 
 /// One user (admin).

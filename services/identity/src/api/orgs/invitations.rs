@@ -177,11 +177,7 @@ pub async fn list_invitations(
     require_manager(caller_role(&mut conn, &org_id, &claims).await?)?;
     let rows = store::list(&mut conn, &org_id, &page).await?;
     let page = Page::from_rows(rows, &page, |r| r.id.clone());
-    Ok(Json(Page {
-        data: page.data.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(Into::into)))
 }
 
 /// Revokes a pending invitation (owner or admin).

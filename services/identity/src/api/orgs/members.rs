@@ -74,11 +74,7 @@ pub async fn list_members(
     caller_role(&mut conn, &org_id, &claims).await?;
     let rows = store::list_members(&mut conn, &org_id, &page).await?;
     let page = Page::from_rows(rows, &page, |r| r.user_id.clone());
-    Ok(Json(Page {
-        data: page.data.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(Into::into)))
 }
 
 /// Changes a member's role (owner or admin; only owners grant or take the owner role).

@@ -149,11 +149,7 @@ pub async fn list_organizations(
     let mut conn = state.db.pool().acquire().await?;
     let rows = store::list_for_user(&mut conn, &claims.sub, &page).await?;
     let page = Page::from_rows(rows, &page, |r| r.id.clone());
-    Ok(Json(Page {
-        data: page.data.into_iter().map(Into::into).collect(),
-        has_more: page.has_more,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(page.map(Into::into)))
 }
 
 /// One organization of the caller.
