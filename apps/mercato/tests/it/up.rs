@@ -254,4 +254,37 @@ async fn identity_tokens_work_across_services_in_one_process() {
     let admin = login["access_token"].as_str().unwrap();
     let allowed = client.get(&events).bearer_auth(admin).send().await.unwrap();
     assert_eq!(allowed.status(), 200);
+
+    // API keys issued by identity authenticate on another service, within their scopes.
+    let mut keys = Vec::new();
+    for scopes in [&["admin"][..], &["read"]] {
+        let created = client
+            .post(platform.url("/api/v1/api-keys"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"name": "reporting", "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: serde_json::Value = created.json().await.unwrap();
+        keys.push(created["secret"].as_str().unwrap().to_owned());
+    }
+    let with_admin_key = client
+        .get(&events)
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_admin_key.status(), 200);
+    let with_read_key = client
+        .get(&events)
+        .bearer_auth(&keys[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_read_key.status(),
+        403,
+        "a read key carries no staff role"
+    );
 }
