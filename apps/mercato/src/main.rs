@@ -21,7 +21,13 @@ struct Cli {
 enum Command {
     /// Runs the gateway and every service in one process (embedded SQLite and event log unless
     /// DATABASE_URL / NATS_URL say otherwise), listening only on the gateway port.
-    Up(RunArgs),
+    Up {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Starts with a demo shop: seeds 200 products when the catalog is empty.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Runs one service alone (or the gateway, proxying to `<NAME>_SERVICE_URL` upstreams).
     Serve {
         /// Service to run: `gateway`, `analytics`, …
@@ -34,6 +40,24 @@ enum Command {
         /// Only this service (default: every service).
         #[arg(long)]
         service: Option<String>,
+        /// Where embedded databases live.
+        #[arg(long, env = "MERCATO_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Rebuilds the catalog search index from the catalog database (stop the server first:
+    /// the index has one writer).
+    Reindex {
+        /// Where embedded databases and the index live.
+        #[arg(long, env = "MERCATO_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Generates a realistic catalog (categories, brands, products, variants, prices, stock)
+    /// straight into the catalog database; run `mercato reindex` afterwards if a search index
+    /// already exists.
+    Seed {
+        /// How many products to generate.
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
         /// Where embedded databases live.
         #[arg(long, env = "MERCATO_DATA_DIR")]
         data_dir: Option<PathBuf>,
@@ -78,10 +102,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => {
-            let config = platform::load_config(args.data_dir)?;
-            let port = args.port.unwrap_or(config.api_gateway_port);
-            platform::up(config, SocketAddr::new(args.host, port)).await
+        Command::Up { run, demo } => {
+            let config = platform::load_config(run.data_dir)?;
+            let port = run.port.unwrap_or(config.api_gateway_port);
+            platform::up(config, SocketAddr::new(run.host, port), demo).await
         }
         Command::Serve { service, run } => {
             let config = platform::load_config(run.data_dir)?;
@@ -90,6 +114,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { service, data_dir } => {
             let config = platform::load_config(data_dir)?;
             platform::migrate(config, service.as_deref()).await
+        }
+        Command::Reindex { data_dir } => {
+            let config = platform::load_config(data_dir)?;
+            platform::reindex(config).await
+        }
+        Command::Seed { products, data_dir } => {
+            let config = platform::load_config(data_dir)?;
+            platform::seed(config, products).await
         }
         Command::Bench(args) => bench::run(args).await,
     }

@@ -27,7 +27,7 @@ struct Registration {
 
 /// Every service that exists so far; `up` runs them all, identity first so that its signing
 /// keys are in the shared verifier before anything else serves.
-fn registrations() -> [Registration; 2] {
+fn registrations() -> [Registration; 3] {
     [
         Registration {
             name: "identity",
@@ -38,6 +38,11 @@ fn registrations() -> [Registration; 2] {
             name: "analytics",
             migrator: &mercato_analytics::MIGRATOR,
             start: |ctx| Box::pin(mercato_analytics::start(ctx)),
+        },
+        Registration {
+            name: "catalog",
+            migrator: &mercato_catalog::MIGRATOR,
+            start: |ctx| Box::pin(mercato_catalog::start(ctx)),
         },
     ]
 }
@@ -171,10 +176,14 @@ impl Shared {
     }
 }
 
-/// `mercato up`: every service in-process behind the gateway, on one port.
-pub async fn up(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
+/// `mercato up`: every service in-process behind the gateway, on one port; with `demo`, an
+/// empty catalog is first seeded with a demo shop.
+pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
     let listener = server::bind(addr).await?;
     let shared = Shared::open(config).await?;
+    if demo {
+        seed_demo(&shared).await?;
+    }
     let mut upstreams = Vec::new();
     let mut dbs = Vec::new();
     for registration in &registrations() {
@@ -266,5 +275,102 @@ pub async fn migrate(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         db.close().await;
         println!("{}: migrated", info.name);
     }
+    Ok(())
+}
+
+/// `mercato reindex`: rebuilds the catalog search index from the catalog database.
+pub async fn reindex(config: Config) -> anyhow::Result<()> {
+    let info = info("catalog")?;
+    ensure_writable(&config.mercato_data_dir)?;
+    let url = config.database_url_for(info);
+    let db = Db::connect(&url, &config.pool_settings())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalog database {}",
+                mercato_store::redact(&url)
+            )
+        })?;
+    mercato_kernel::service::migrate(&db, &mercato_catalog::MIGRATOR)
+        .await
+        .context("migrating the catalog database")?;
+    let dir = config.mercato_data_dir.join("catalog-search");
+    let started = std::time::Instant::now();
+    let count = mercato_catalog::search::Search::reindex_dir(&dir, db.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "rebuilding the search index in {} (is a server using it? stop it first)",
+                dir.display()
+            )
+        })?;
+    db.close().await;
+    println!(
+        "catalog search: {count} products indexed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Products of the `mercato up --demo` shop.
+const DEMO_PRODUCTS: usize = 200;
+
+/// Seeds the demo shop when the catalog has no product yet (before catalog starts, so that
+/// its search index is built from the seeded rows).
+async fn seed_demo(shared: &Shared) -> anyhow::Result<()> {
+    let db = shared
+        .open_db(info("catalog")?, &mercato_catalog::MIGRATOR)
+        .await?;
+    let existing: i64 = mercato_store::sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(db.pool())
+        .await
+        .context("counting catalog products")?;
+    if existing == 0 {
+        let report = mercato_catalog::seed::seed(&db, DEMO_PRODUCTS, |_| {}).await?;
+        println!(
+            "demo shop: {} products in {} categories",
+            report.products, report.categories
+        );
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// `mercato seed --products N`: generates a catalog straight into the catalog database.
+pub async fn seed(config: Config, products: usize) -> anyhow::Result<()> {
+    let info = info("catalog")?;
+    ensure_writable(&config.mercato_data_dir)?;
+    let url = config.database_url_for(info);
+    let db = Db::connect(&url, &config.pool_settings())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalog database {}",
+                mercato_store::redact(&url)
+            )
+        })?;
+    mercato_kernel::service::migrate(&db, &mercato_catalog::MIGRATOR)
+        .await
+        .context("migrating the catalog database")?;
+    let bar = indicatif::ProgressBar::new(products as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} products ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = mercato_catalog::seed::seed(&db, products, |done| bar.set_position(done as u64))
+        .await
+        .context("seeding the catalog")?;
+    bar.finish_and_clear();
+    db.close().await;
+    println!(
+        "catalog: {} products, {} variants, {} new categories in {:.1} s",
+        report.products,
+        report.variants,
+        report.categories,
+        report.elapsed.as_secs_f64()
+    );
+    println!("run `mercato reindex` if a search index already exists");
     Ok(())
 }

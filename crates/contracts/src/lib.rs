@@ -44,4 +44,28 @@ pub mod subjects {
     pub const ANALYTICS_METRIC: &str = "analytics.metric";
     /// An event a consumer gave up on.
     pub const ANALYTICS_DLQ: &str = "analytics.dlq";
+    /// A product was created; data is the full product with variants and prices.
+    pub const PRODUCT_CREATED: &str = "product.created";
+    /// A product (or one of its variants, prices or stock) changed; data is the full product.
+    pub const PRODUCT_UPDATED: &str = "product.updated";
+    /// A product was archived (or a draft deleted); data is the product as it last was.
+    pub const PRODUCT_ARCHIVED: &str = "product.archived";
+}
+
+/// Shapes of the events inventory publishes.
+pub mod inventory {
+    use serde::{Deserialize, Serialize};
+
+    /// Data of `inventory.stock.updated`: the stock of one SKU after a change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct StockUpdated {
+        /// The variant's stock keeping unit.
+        pub sku: String,
+        /// Units that can be sold now (`on_hand - reserved`, never below 0).
+        pub available: i64,
+        /// Units physically in stock.
+        pub on_hand: i64,
+        /// Units held for unpaid or unshipped orders.
+        pub reserved: i64,
+    }
 }
