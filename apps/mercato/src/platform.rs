@@ -91,6 +91,28 @@ async fn open_bus(config: &Config) -> anyhow::Result<Bus> {
     bus.context("connecting the event bus")
 }
 
+/// Opens a service's database (creating it when missing) and applies its migrations.
+async fn open_service_db(
+    config: &Config,
+    info: &ServiceInfo,
+    migrator: &Migrator,
+) -> anyhow::Result<Db> {
+    let url = config.database_url_for(info);
+    let db = Db::connect(&url, &config.pool_settings())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the {} database {}",
+                info.name,
+                mercato_store::redact(&url)
+            )
+        })?;
+    mercato_kernel::service::migrate(&db, migrator)
+        .await
+        .with_context(|| format!("migrating the {} database", info.name))?;
+    Ok(db)
+}
+
 /// What every service of a process shares.
 struct Shared {
     config: Arc<Config>,
@@ -117,20 +139,7 @@ impl Shared {
     }
 
     async fn open_db(&self, info: &ServiceInfo, migrator: &Migrator) -> anyhow::Result<Db> {
-        let url = self.config.database_url_for(info);
-        let db = Db::connect(&url, &self.config.pool_settings())
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the {} database {}",
-                    info.name,
-                    mercato_store::redact(&url)
-                )
-            })?;
-        mercato_kernel::service::migrate(&db, migrator)
-            .await
-            .with_context(|| format!("migrating the {} database", info.name))?;
-        Ok(db)
+        open_service_db(&self.config, info, migrator).await
     }
 
     async fn start(&self, registration: &Registration) -> anyhow::Result<(Service, Db)> {
@@ -280,20 +289,8 @@ pub async fn migrate(config: Config, only: Option<&str>) -> anyhow::Result<()> {
 
 /// `mercato reindex`: rebuilds the catalog search index from the catalog database.
 pub async fn reindex(config: Config) -> anyhow::Result<()> {
-    let info = info("catalog")?;
     ensure_writable(&config.mercato_data_dir)?;
-    let url = config.database_url_for(info);
-    let db = Db::connect(&url, &config.pool_settings())
-        .await
-        .with_context(|| {
-            format!(
-                "opening the catalog database {}",
-                mercato_store::redact(&url)
-            )
-        })?;
-    mercato_kernel::service::migrate(&db, &mercato_catalog::MIGRATOR)
-        .await
-        .context("migrating the catalog database")?;
+    let db = open_service_db(&config, info("catalog")?, &mercato_catalog::MIGRATOR).await?;
     let dir = config.mercato_data_dir.join("catalog-search");
     let started = std::time::Instant::now();
     let count = mercato_catalog::search::Search::reindex_dir(&dir, db.clone())
@@ -338,20 +335,8 @@ async fn seed_demo(shared: &Shared) -> anyhow::Result<()> {
 
 /// `mercato seed --products N`: generates a catalog straight into the catalog database.
 pub async fn seed(config: Config, products: usize) -> anyhow::Result<()> {
-    let info = info("catalog")?;
     ensure_writable(&config.mercato_data_dir)?;
-    let url = config.database_url_for(info);
-    let db = Db::connect(&url, &config.pool_settings())
-        .await
-        .with_context(|| {
-            format!(
-                "opening the catalog database {}",
-                mercato_store::redact(&url)
-            )
-        })?;
-    mercato_kernel::service::migrate(&db, &mercato_catalog::MIGRATOR)
-        .await
-        .context("migrating the catalog database")?;
+    let db = open_service_db(&config, info("catalog")?, &mercato_catalog::MIGRATOR).await?;
     let bar = indicatif::ProgressBar::new(products as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

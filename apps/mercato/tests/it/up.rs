@@ -288,3 +288,71 @@ async fn identity_tokens_work_across_services_in_one_process() {
         "a read key carries no staff role"
     );
 }
+
+async fn search_total(platform: &Platform) -> u64 {
+    let search = platform
+        .client
+        .get(platform.url("/api/v1/search?q="))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(search.status(), 200);
+    let body: serde_json::Value = search.json().await.unwrap();
+    body["total"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn seeded_products_are_listed_and_searchable_after_a_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    for args in [
+        &["seed", "--products", "60", "--data-dir", &data][..],
+        &["reindex", "--data-dir", &data],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let platform = Platform::start(dir.path(), Vec::new()).await;
+    let products: serde_json::Value = platform
+        .client
+        .get(platform.url("/api/v1/products?limit=100"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = products["data"].as_array().unwrap().len() as u64;
+    assert!(listed > 0, "{products}");
+    assert_eq!(
+        search_total(&platform).await,
+        listed,
+        "search and listing disagree"
+    );
+}
+
+#[tokio::test]
+async fn up_with_demo_starts_with_a_searchable_shop() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::free_port().to_string();
+    let data = dir.path().display().to_string();
+    let mut child =
+        crate::spawn_mercato(&["up", "--demo", "--port", &port, "--data-dir", &data], &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    crate::wait_ok(&mut child, &format!("{base}/health")).await;
+    let platform = Platform {
+        child,
+        port: port.parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        env: Vec::new(),
+        client: reqwest::Client::new(),
+    };
+    assert!(search_total(&platform).await > 0);
+}
