@@ -14,6 +14,7 @@ mod envelope;
 mod nats;
 mod outbox;
 mod subject;
+pub mod testing;
 
 use std::fmt;
 use std::path::Path;

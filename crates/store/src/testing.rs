@@ -75,3 +75,12 @@ pub async fn databases(migrator: &Migrator) -> Vec<TestDb> {
     }
     all
 }
+
+/// Rows in `table`, for asserting that a rejected request stored nothing.
+pub async fn count_rows(db: &Db, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(db.pool())
+        .await
+        .unwrap_or_else(|e| panic!("counting rows of {table}: {e}"))
+}

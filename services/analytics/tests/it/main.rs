@@ -109,11 +109,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        mercato_store::sqlx::query_scalar(mercato_store::sqlx::AssertSqlSafe(sql))
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap()
+        mercato_store::testing::count_rows(&self.db, table).await
     }
 
     /// Waits until `table` has `n` rows (the consumers run in the background).

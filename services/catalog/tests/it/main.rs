@@ -194,25 +194,12 @@ impl TestApp {
 
     /// Rows in `table`.
     pub async fn count(&self, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        mercato_store::sqlx::query_scalar(mercato_store::sqlx::AssertSqlSafe(sql))
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap()
+        mercato_store::testing::count_rows(&self.db, table).await
     }
 
     /// Envelopes of outbox rows of `subject`, oldest first.
     pub async fn outbox(&self, subject: &str) -> Vec<Value> {
-        let rows: Vec<String> = mercato_store::sqlx::query_scalar(
-            "SELECT payload FROM outbox WHERE subject = $1 ORDER BY seq",
-        )
-        .bind(subject)
-        .fetch_all(self.db.pool())
-        .await
-        .unwrap();
-        rows.iter()
-            .map(|p| serde_json::from_str(p).unwrap())
-            .collect()
+        mercato_bus::testing::outbox_envelopes(&self.db, subject).await
     }
 
     /// Polls `check` until it holds (consumers run in the background).
