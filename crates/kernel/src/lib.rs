@@ -14,6 +14,9 @@ pub mod pagination;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod time;
 
 pub use config::Config;
 pub use error::{ApiError, FieldError, Json, Path, Query};

@@ -3,32 +3,32 @@ use axum::http::{Request, StatusCode};
 use mercato_bus::{DLQ_SUBJECT, Event};
 use serde_json::json;
 
-use crate::apps;
+use mercato_kernel::testing::PROBLEM;
 
-const PROBLEM: &str = "application/problem+json";
+use crate::{TRACK, apps};
 
 #[tokio::test]
 async fn a_tracked_event_is_recorded_and_counted() {
     for app in apps().await {
         let body =
             json!({"event": "product_viewed", "properties": {"sku": "A-1"}, "message_id": "m-1"});
-        let (status, _, accepted) = app
-            .post_json("/api/v1/analytics/track", &body.to_string())
-            .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{}", app.label);
-        assert_eq!(accepted["duplicate"], false);
+        let accepted = app.track(&body.to_string()).await;
+        assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", app.label);
+        assert_eq!(accepted.body["duplicate"], false);
         app.wait_for_rows("events", 1).await;
 
-        let (status, _, page) = app
+        let page = app
             .get_as("/api/v1/analytics/events?name=product_viewed", &["staff"])
             .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(page["data"][0]["event_id"], accepted["id"]);
+        assert_eq!(page.status, StatusCode::OK);
+        let page = page.body;
+        assert_eq!(page["data"][0]["event_id"], accepted.body["id"]);
         assert_eq!(page["data"][0]["kind"], "track");
         assert_eq!(page["data"][0]["data"], r#"{"sku":"A-1"}"#);
-        let (_, _, counts) = app
+        let counts = app
             .get_as("/api/v1/analytics/metrics?name=product_viewed", &["admin"])
-            .await;
+            .await
+            .body;
         assert_eq!(counts[0]["count"], 1, "{counts}");
     }
 }
@@ -37,11 +37,11 @@ async fn a_tracked_event_is_recorded_and_counted() {
 async fn a_retried_message_is_accepted_once() {
     for app in apps().await {
         let body = json!({"event": "checkout_started", "message_id": "retry-1"}).to_string();
-        let (_, _, first) = app.post_json("/api/v1/analytics/track", &body).await;
-        let (status, _, second) = app.post_json("/api/v1/analytics/track", &body).await;
-        assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(second["duplicate"], true);
-        assert_eq!(first["id"], second["id"]);
+        let first = app.track(&body).await.body;
+        let second = app.track(&body).await;
+        assert_eq!(second.status, StatusCode::ACCEPTED);
+        assert_eq!(second.body["duplicate"], true);
+        assert_eq!(first["id"], second.body["id"]);
         app.wait_for_rows("events", 1).await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert_eq!(app.count("events").await, 1, "{}", app.label);
@@ -95,18 +95,16 @@ async fn bad_input_is_a_problem_and_stores_nothing() {
             ),
         ];
         for (body, expected, code) in cases {
-            let (status, content_type, problem) =
-                app.post_json("/api/v1/analytics/track", body).await;
-            assert_eq!(status, expected, "{} {body}: {problem}", app.label);
-            assert_eq!(content_type, PROBLEM, "{body}");
+            let reply = app.track(body).await;
+            let problem = &reply.body;
+            assert_eq!(reply.status, expected, "{} {body}: {problem}", app.label);
+            assert_eq!(reply.content_type, PROBLEM, "{body}");
             assert_eq!(problem["code"], code, "{body}: {problem}");
         }
-        let (_, _, problem) = app
-            .post_json(
-                "/api/v1/analytics/track",
-                r#"{"event": "Bad", "properties": 1, "timestamp": "x"}"#,
-            )
-            .await;
+        let problem = app
+            .track(r#"{"event": "Bad", "properties": 1, "timestamp": "x"}"#)
+            .await
+            .body;
         let fields: Vec<_> = problem["errors"]
             .as_array()
             .unwrap()
@@ -119,17 +117,17 @@ async fn bad_input_is_a_problem_and_stores_nothing() {
             r#"{{"event": "ok", "properties": {{"k": "{}"}}}}"#,
             "x".repeat(2 << 20)
         );
-        let (status, content_type, _) = app.post_json("/api/v1/analytics/track", &huge).await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(content_type, PROBLEM);
+        let reply = app.track(&huge).await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(reply.content_type, PROBLEM);
 
-        let text = Request::post("/api/v1/analytics/track")
+        let text = Request::post(TRACK)
             .header("content-type", "text/plain")
             .body(Body::from(r#"{"event": "ok"}"#))
             .unwrap();
-        let (status, content_type, _) = app.call(text).await;
-        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert_eq!(content_type, PROBLEM);
+        let reply = app.call(text).await;
+        assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(reply.content_type, PROBLEM);
 
         assert_eq!(app.count("accepted_messages").await, 0, "{}", app.label);
         assert_eq!(app.count("outbox").await, 0, "{}", app.label);
@@ -144,14 +142,13 @@ async fn reads_need_a_staff_token() {
             "/api/v1/analytics/metrics",
             "/api/v1/analytics/dead-letters",
         ] {
-            let request = Request::get(path).body(Body::empty()).unwrap();
-            let (status, content_type, _) = app.call(request).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
-            assert_eq!(content_type, PROBLEM);
-            let (status, _, _) = app.get_as(path, &["customer"]).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-            let (status, _, _) = app.get_as(path, &["staff"]).await;
-            assert_eq!(status, StatusCode::OK, "{path}");
+            let anonymous = app.get_public(path).await;
+            assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(anonymous.content_type, PROBLEM);
+            let customer = app.get_as(path, &["customer"]).await;
+            assert_eq!(customer.status, StatusCode::FORBIDDEN, "{path}");
+            let staff = app.get_as(path, &["staff"]).await;
+            assert_eq!(staff.status, StatusCode::OK, "{path}");
         }
     }
 }
@@ -167,11 +164,11 @@ async fn invalid_report_parameters_are_problems() {
             "events?limit=abc",
             "dead-letters?limit=1000",
         ] {
-            let (status, content_type, problem) = app
+            let reply = app
                 .get_as(&format!("/api/v1/analytics/{query}"), &["staff"])
                 .await;
-            assert!(status.is_client_error(), "{query}: {status}");
-            assert_eq!(content_type, PROBLEM, "{query}: {problem}");
+            assert!(reply.status.is_client_error(), "{query}: {}", reply.status);
+            assert_eq!(reply.content_type, PROBLEM, "{query}: {}", reply.body);
         }
     }
 }
@@ -198,17 +195,19 @@ async fn audit_entries_and_dead_letters_from_the_bus_are_kept() {
         app.wait_for_rows("events", 1).await;
         app.wait_for_rows("dead_letters", 1).await;
 
-        let (_, _, page) = app
+        let page = app
             .get_as(
                 "/api/v1/analytics/events?name=user.role_changed",
                 &["staff"],
             )
-            .await;
+            .await
+            .body;
         assert_eq!(page["data"][0]["kind"], "audit");
         assert_eq!(page["data"][0]["subject"], "usr_2");
-        let (_, _, letters) = app
+        let letters = app
             .get_as("/api/v1/analytics/dead-letters", &["staff"])
-            .await;
+            .await
+            .body;
         assert_eq!(letters["data"][0]["event_id"], failed.id, "{letters}");
         assert_eq!(letters["data"][0]["consumer"], "notifications");
         assert_eq!(letters["data"][0]["error"], "smtp refused");
@@ -218,15 +217,12 @@ async fn audit_entries_and_dead_letters_from_the_bus_are_kept() {
 #[tokio::test]
 async fn the_service_reports_ready_and_publishes_its_openapi() {
     for app in apps().await {
-        let (status, _, ready) = app
-            .call(Request::get("/ready").body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, StatusCode::OK, "{ready}");
-        assert_eq!(ready["status"], "ready");
-        let (status, _, doc) = app
-            .call(Request::get("/openapi.json").body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        let ready = app.get_public("/ready").await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+        assert_eq!(ready.body["status"], "ready");
+        let doc = app.get_public("/openapi.json").await;
+        assert_eq!(doc.status, StatusCode::OK);
+        let doc = doc.body;
         assert!(doc["paths"]["/api/v1/analytics/track"]["post"].is_object());
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],

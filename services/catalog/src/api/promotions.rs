@@ -14,14 +14,13 @@ use mercato_kernel::error::Problem;
 use mercato_kernel::id::new_id;
 use mercato_kernel::money::Money;
 use mercato_kernel::pagination::{Page, PageParams};
+use mercato_kernel::time::rfc3339;
 use mercato_kernel::{ApiError, FieldError, Json, Path, Query};
 use mercato_store::{Db, is_unique_violation, now_micros};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::domain::promotion::{
-    Discount, Promotion, PromotionInput, PromotionSpec, Target, rfc3339,
-};
+use crate::domain::promotion::{Discount, Promotion, PromotionInput, PromotionSpec, Target};
 use crate::store::promotions::{self as store, Redemption};
 
 /// Routes of this resource.

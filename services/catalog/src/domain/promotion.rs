@@ -6,6 +6,7 @@
 
 use mercato_kernel::FieldError;
 use mercato_kernel::money::{Currency, Money};
+use mercato_kernel::time::rfc3339;
 use serde::Deserialize;
 
 /// Longest promotion name, in characters.
@@ -211,13 +212,6 @@ impl From<&PromotionSpec> for PromotionInput {
             active: Some(s.active),
         }
     }
-}
-
-/// Epoch microseconds as RFC 3339 (UTC, lossless).
-pub fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 /// Collects field errors while parsing.

@@ -130,7 +130,7 @@ async fn promotions_round_trip_through_create_get_list_patch_and_delete() {
         let id = created["id"].as_str().unwrap().to_owned();
         assert!(id.starts_with("promo_"));
         assert_eq!(created["coupon_code"], "SHOES15");
-        assert_eq!(created["starts_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(created["starts_at"], "2026-01-01T00:00:00.000Z");
         assert_eq!(created["active"], true);
         let got = app.get(&format!("/api/v1/promotions/{id}")).await;
         assert_eq!(got.body, created);

@@ -18,9 +18,9 @@ use mercato_store::now_micros;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::orgs::rfc3339;
 use crate::domain::org::parse_name;
 use crate::store::api_keys::{self as store, ApiKeyRow, DISPLAY_PREFIX_LEN};
+use mercato_kernel::time::rfc3339;
 
 /// The API key routes.
 pub fn routes() -> Router<AppState> {

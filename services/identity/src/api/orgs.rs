@@ -14,6 +14,7 @@ use axum::routing::{delete, get, patch, post};
 use mercato_bus::Event;
 use mercato_kernel::auth::Claims;
 use mercato_kernel::id::parse_id;
+use mercato_kernel::time::rfc3339;
 use mercato_kernel::{ApiError, FieldError};
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -99,13 +100,6 @@ pub fn routes() -> Router<AppState> {
     invitations::accept_invitation,
 ))]
 pub struct Doc;
-
-/// A time on the wire: RFC 3339 UTC with milliseconds.
-pub(super) fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
 
 /// The caller's role in `org_id`; 404 when they are not a member or the id is malformed.
 pub(super) async fn caller_role(

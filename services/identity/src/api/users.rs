@@ -4,11 +4,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use chrono::{DateTime, SecondsFormat};
 use mercato_kernel::auth::{Admin, Claims, RequireRole};
 use mercato_kernel::error::Problem;
 use mercato_kernel::id::parse_id;
 use mercato_kernel::pagination::{Page, PageParams};
+use mercato_kernel::time::rfc3339;
 use mercato_kernel::{ApiError, FieldError, Json, Path, Query};
 use serde::{Deserialize, Serialize};
 
@@ -40,12 +40,6 @@ pub struct UserResponse {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
-}
-
-fn rfc3339(micros: i64) -> String {
-    DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 impl From<User> for UserResponse {

@@ -73,7 +73,7 @@ async fn a_key_authenticates_with_its_scopes() {
                 "POST",
                 "/api/v1/organizations",
                 Some(&read),
-                Some(json!({"name": "Nope"})),
+                Some(json!({"name": "Nope"}).to_string()),
             )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
@@ -192,7 +192,7 @@ async fn introspection_answers_claims_or_401() {
         let (secret, key) = create_key(&app, &token, &["write"]).await;
         let path = format!("{KEYS}/introspect");
         let (status, claims) = app
-            .post_json(&path, &json!({"key": secret}).to_string())
+            .post_raw(&path, &json!({"key": secret}).to_string())
             .await;
         assert_eq!(status, StatusCode::OK, "{claims}");
         assert_eq!(claims["sub"], user["id"]);
@@ -203,10 +203,10 @@ async fn introspection_answers_claims_or_401() {
             json!({"key": ""}),
             json!({"key": "x".repeat(5000)}),
         ] {
-            let (status, problem) = app.post_json(&path, &body.to_string()).await;
+            let (status, problem) = app.post_raw(&path, &body.to_string()).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
         }
-        let (status, _) = app.post_json(&path, r#"{"key": 5}"#).await;
+        let (status, _) = app.post_raw(&path, r#"{"key": 5}"#).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
@@ -233,7 +233,7 @@ async fn bad_key_requests_are_problems_and_store_nothing() {
         ];
         for body in cases {
             let reply = app
-                .request("POST", KEYS, Some(&token), Some(body.clone()))
+                .request("POST", KEYS, Some(&token), Some(body.to_string()))
                 .await;
             assert!(
                 reply.status.is_client_error(),
@@ -244,7 +244,7 @@ async fn bad_key_requests_are_problems_and_store_nothing() {
             assert_eq!(reply.content_type, PROBLEM, "{body}");
         }
         assert_eq!(
-            app.post_json(KEYS, r#"{"name": "x", "scopes": ["read"]}"#)
+            app.post_raw(KEYS, r#"{"name": "x", "scopes": ["read"]}"#)
                 .await
                 .0,
             StatusCode::UNAUTHORIZED

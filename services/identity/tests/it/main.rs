@@ -8,36 +8,32 @@ mod recovery;
 mod tokens;
 mod users;
 
-use std::sync::Arc;
+use std::ops::Deref;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use mercato_bus::Bus;
+use axum::http::StatusCode;
+use mercato_kernel::Config;
 use mercato_kernel::auth::Authenticator;
-use mercato_kernel::{Config, Context, Service};
-use mercato_store::Db;
-use mercato_store::testing::{self, TestDb};
+use mercato_kernel::service::Service;
+use mercato_kernel::testing::TestService;
+pub use mercato_kernel::testing::{PROBLEM, Reply};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-/// Media type of error bodies.
-pub const PROBLEM: &str = "application/problem+json";
 /// A password that passes every rule.
 pub const PASSWORD: &str = "correct-horse-battery";
 
-/// A started identity service with its database and bus.
-pub struct TestApp {
-    pub service: Service,
-    pub db: Db,
-    pub bus: Bus,
-    pub auth: Arc<Authenticator>,
-    pub config: Arc<Config>,
-    pub label: &'static str,
-    shutdown: CancellationToken,
-    _test_db: TestDb,
-    _bus_dir: tempfile::TempDir,
+/// A started identity service: the kernel's [`TestService`] plus identity's own helpers.
+///
+/// Tokens come from identity itself (`register`, `login`), not from the kernel's test keys:
+/// identity puts its own signing keys into the verifier, so `staff` and the `TestService`
+/// helpers that send it are of no use here.
+pub struct TestApp(TestService);
+
+impl Deref for TestApp {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 /// One started service per database engine, with the default configuration.
@@ -47,147 +43,46 @@ pub async fn apps() -> Vec<TestApp> {
 
 /// One started service per database engine, with `config`.
 pub async fn apps_with(config: Config) -> Vec<TestApp> {
-    let config = Arc::new(config);
-    let mut apps = Vec::new();
-    for test_db in testing::databases(&mercato_identity::MIGRATOR).await {
-        mercato_kernel::service::migrate(&test_db.db, &mercato_identity::MIGRATOR)
-            .await
-            .unwrap();
-        let bus_dir = tempfile::tempdir().unwrap();
-        let bus = Bus::embedded(bus_dir.path()).await.unwrap();
-        let shutdown = CancellationToken::new();
-        let auth = Arc::new(Authenticator::default());
-        let service = start(&test_db.db, &bus, &auth, &config, &shutdown).await;
-        apps.push(TestApp {
-            service,
-            db: test_db.db.clone(),
-            bus,
-            auth,
-            config: config.clone(),
-            label: test_db.label(),
-            shutdown,
-            _test_db: test_db,
-            _bus_dir: bus_dir,
-        });
-    }
-    apps
-}
-
-async fn start(
-    db: &Db,
-    bus: &Bus,
-    auth: &Arc<Authenticator>,
-    config: &Arc<Config>,
-    shutdown: &CancellationToken,
-) -> Service {
-    let ctx = Context {
-        config: config.clone(),
-        db: db.clone(),
-        bus: bus.clone(),
-        auth: auth.clone(),
-        shutdown: shutdown.clone(),
-        tasks: TaskTracker::new(),
-    };
-    mercato_identity::start(ctx).await.unwrap()
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// A response: status, content type, JSON body (or Null) and the `Retry-After` header.
-pub struct Reply {
-    pub status: StatusCode,
-    pub content_type: String,
-    pub body: Value,
-    pub retry_after: Option<String>,
+    // An empty verifier, as in production: identity's start fills it with its signing keys.
+    TestService::start_all_with_auth(
+        &mercato_identity::MIGRATOR,
+        config,
+        |_| Authenticator::default(),
+        mercato_identity::start,
+    )
+    .await
+    .into_iter()
+    .map(TestApp)
+    .collect()
 }
 
 impl TestApp {
     /// Starts the service again on the same database (a restart, or a second replica).
     pub async fn restart(&self) -> Service {
-        start(
-            &self.db,
-            &self.bus,
-            &self.auth,
-            &self.config,
-            &self.shutdown,
-        )
-        .await
+        mercato_identity::start(self.context()).await.unwrap()
     }
 
-    /// Sends a request to the app.
-    pub async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.service.router.clone().oneshot(request).await.unwrap();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
-        let content_type = header("content-type").unwrap_or_default();
-        let retry_after = header("retry-after");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            content_type,
-            body,
-            retry_after,
-        }
-    }
-
-    /// Sends a request; returns status and JSON body.
-    pub async fn call(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let reply = self.send(request).await;
+    /// POSTs a JSON text without a token; raw so tests can send malformed bodies.
+    pub async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let reply = self
+            .request("POST", path, None, Some(body.to_owned()))
+            .await;
         (reply.status, reply.body)
-    }
-
-    /// `method path` with an optional bearer token and an optional JSON body.
-    pub async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(request.body(body).unwrap()).await
-    }
-
-    /// POSTs a raw JSON text without a token.
-    pub async fn post_json(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let request = Request::post(path)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        self.call(request).await
     }
 
     /// POSTs JSON with a bearer token.
     pub async fn post_as(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let reply = self.request("POST", path, Some(token), Some(body)).await;
+        let reply = self
+            .request("POST", path, Some(token), Some(body.to_string()))
+            .await;
         (reply.status, reply.body)
     }
 
     /// PATCHes JSON with a bearer token.
     pub async fn patch_as(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let reply = self.request("PATCH", path, Some(token), Some(body)).await;
+        let reply = self
+            .request("PATCH", path, Some(token), Some(body.to_string()))
+            .await;
         (reply.status, reply.body)
     }
 
@@ -207,7 +102,7 @@ impl TestApp {
     pub async fn register(&self, email: &str, password: &str) -> (Value, String, String) {
         let body = json!({"email": email, "password": password, "name": "Test User"});
         let (status, reply) = self
-            .post_json("/api/v1/auth/register", &body.to_string())
+            .post_raw("/api/v1/auth/register", &body.to_string())
             .await;
         assert_eq!(
             status,
@@ -221,7 +116,7 @@ impl TestApp {
     /// Logs in; returns the status and body.
     pub async fn login(&self, email: &str, password: &str) -> Reply {
         let body = json!({"email": email, "password": password});
-        self.request("POST", "/api/v1/auth/login", None, Some(body))
+        self.request("POST", "/api/v1/auth/login", None, Some(body.to_string()))
             .await
     }
 
@@ -246,16 +141,6 @@ impl TestApp {
     pub async fn admin_token(&self) -> String {
         let email = format!("admin-{}@example.com", mercato_kernel::id::new_id("x"));
         self.user_with_roles(&email, &["admin"]).await.1
-    }
-
-    /// Rows in `table`.
-    pub async fn count(&self, table: &str) -> i64 {
-        mercato_store::testing::count_rows(&self.db, table).await
-    }
-
-    /// Envelopes (`payload` JSON) of outbox rows of `subject`, oldest first.
-    pub async fn outbox(&self, subject: &str) -> Vec<Value> {
-        mercato_bus::testing::outbox_envelopes(&self.db, subject).await
     }
 
     /// The token of the last `notification.email` with `template` sent to `to`.

@@ -225,6 +225,8 @@ async fn every_route_of_another_organization_answers_404() {
             ("GET", format!("{ORGS}/org_not-an-id"), None),
         ];
         for (method, path, body) in routes {
+            // Raw JSON text, as `request` sends it.
+            let body = body.map(|b| b.to_string());
             let reply = app.request(method, &path, Some(&alice.token), body).await;
             assert_eq!(
                 reply.status,
@@ -295,6 +297,8 @@ async fn members_are_forbidden_admin_actions() {
             ),
         ];
         for (method, path, body) in forbidden {
+            // Raw JSON text, as `request` sends it.
+            let body = body.map(|b| b.to_string());
             let reply = app.request(method, &path, Some(&member.token), body).await;
             assert_eq!(
                 reply.status,

@@ -38,7 +38,7 @@ async fn email_verification_tokens_are_single_use_and_expire() {
                 "POST",
                 "/api/v1/auth/verify-email",
                 None,
-                Some(json!({"token": t})),
+                Some(json!({"token": t}).to_string()),
             )
         };
         assert_eq!(verify(&first).await.status, StatusCode::BAD_REQUEST);
@@ -85,7 +85,7 @@ async fn password_reset_answers_the_same_and_resets_once() {
                 "POST",
                 "/api/v1/auth/password-reset/request",
                 None,
-                Some(json!({"email": e})),
+                Some(json!({"email": e}).to_string()),
             )
         };
         let known = request(&address.to_uppercase()).await;
@@ -106,7 +106,7 @@ async fn password_reset_answers_the_same_and_resets_once() {
                 "POST",
                 "/api/v1/auth/password-reset",
                 None,
-                Some(json!({"token": t, "new_password": p})),
+                Some(json!({"token": t, "new_password": p}).to_string()),
             )
         };
         assert_eq!(
@@ -139,7 +139,7 @@ async fn password_reset_answers_the_same_and_resets_once() {
                 "POST",
                 "/api/v1/auth/refresh",
                 None,
-                Some(json!({"refresh_token": refresh})),
+                Some(json!({"refresh_token": refresh}).to_string()),
             )
             .await;
         assert_eq!(

@@ -35,7 +35,7 @@ async fn access_tokens_carry_the_documented_claims() {
         let header = decode_part(&access, 0);
         let claims = decode_part(&access, 1);
         assert_eq!(header["alg"], "EdDSA");
-        let (_, jwks) = app.call(get("/.well-known/jwks.json")).await;
+        let jwks = app.get_public("/.well-known/jwks.json").await.body;
         assert_eq!(header["kid"], jwks["keys"][0]["kid"], "{}", app.label);
         assert_eq!(claims["sub"], user["id"]);
         assert_eq!(claims["roles"], json!(["customer"]));
@@ -47,12 +47,6 @@ async fn access_tokens_carry_the_documented_claims() {
             900
         );
     }
-}
-
-fn get(path: &str) -> axum::http::Request<axum::body::Body> {
-    axum::http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap()
 }
 
 #[tokio::test]
@@ -144,7 +138,7 @@ async fn every_bad_token_is_rejected_on_a_protected_route() {
 #[tokio::test]
 async fn the_jwks_publishes_public_ed25519_keys_only() {
     for app in apps().await {
-        let reply = app.send(get("/.well-known/jwks.json")).await;
+        let reply = app.get_public("/.well-known/jwks.json").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", app.label);
         let keys = reply.body["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
@@ -167,7 +161,7 @@ async fn the_jwks_publishes_public_ed25519_keys_only() {
         assert!(key.get("d").is_none(), "no private part");
         // A restart reuses the stored key.
         app.restart().await;
-        let (_, again) = app.call(get("/.well-known/jwks.json")).await;
+        let again = app.get_public("/.well-known/jwks.json").await.body;
         assert_eq!(again, reply.body);
     }
 }
@@ -189,7 +183,7 @@ async fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
         assert_eq!(status, StatusCode::OK, "{}: {rotated}", app.label);
         assert_ne!(rotated["active_kid"], old_kid);
 
-        let (_, jwks) = app.call(get("/.well-known/jwks.json")).await;
+        let jwks = app.get_public("/.well-known/jwks.json").await.body;
         let kids: Vec<&Value> = jwks["keys"]
             .as_array()
             .unwrap()
@@ -220,7 +214,7 @@ async fn rotation_keeps_old_tokens_valid_and_publishes_both_keys() {
         .execute(app.db.pool())
         .await
         .unwrap();
-        let (_, jwks) = app.call(get("/.well-known/jwks.json")).await;
+        let jwks = app.get_public("/.well-known/jwks.json").await.body;
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
         assert_eq!(jwks["keys"][0]["kid"], rotated["active_kid"]);
     }

@@ -92,7 +92,7 @@ async fn changing_the_password_ends_other_sessions() {
                 "POST",
                 "/api/v1/auth/refresh",
                 None,
-                Some(json!({"refresh_token": t})),
+                Some(json!({"refresh_token": t}).to_string()),
             )
         };
         assert_eq!(
@@ -133,6 +133,8 @@ async fn admin_routes_need_an_admin() {
             ("POST", "/api/v1/auth/keys/rotate".to_owned(), None),
         ];
         for (method, path, body) in routes {
+            // Raw JSON text, as `request` sends it.
+            let body = body.map(|b| b.to_string());
             let anonymous = app.request(method, &path, None, body.clone()).await;
             assert_eq!(
                 anonymous.status,
@@ -263,7 +265,7 @@ async fn disabled_users_cannot_log_in_refresh_or_act() {
                 "POST",
                 "/api/v1/auth/refresh",
                 None,
-                Some(json!({"refresh_token": refresh})),
+                Some(json!({"refresh_token": refresh}).to_string()),
             )
             .await;
         assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED);
