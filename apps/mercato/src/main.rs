@@ -62,8 +62,23 @@ enum Command {
         #[arg(long, env = "MERCATO_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Inventory maintenance.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
+        /// Where embedded databases live.
+        #[arg(long, env = "MERCATO_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Drives HTTP load against a running platform and prints requests/s and latencies.
     Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryCommand {
+    /// Proves that on-hand and reserved units equal the sums of the movements ledger (and of
+    /// the active reservations); exits non-zero on any mismatch. Read-only.
+    Verify,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +129,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { service, data_dir } => {
             let config = platform::load_config(data_dir)?;
             platform::migrate(config, service.as_deref()).await
+        }
+        Command::Inventory {
+            command: InventoryCommand::Verify,
+            data_dir,
+        } => {
+            let config = platform::load_config(data_dir)?;
+            platform::verify_inventory(config).await
         }
         Command::Reindex { data_dir } => {
             let config = platform::load_config(data_dir)?;

@@ -27,7 +27,7 @@ struct Registration {
 
 /// Every service that exists so far; `up` runs them all, identity first so that its signing
 /// keys are in the shared verifier before anything else serves.
-fn registrations() -> [Registration; 3] {
+fn registrations() -> [Registration; 4] {
     [
         Registration {
             name: "identity",
@@ -43,6 +43,11 @@ fn registrations() -> [Registration; 3] {
             name: "catalog",
             migrator: &mercato_catalog::MIGRATOR,
             start: |ctx| Box::pin(mercato_catalog::start(ctx)),
+        },
+        Registration {
+            name: "inventory",
+            migrator: &mercato_inventory::MIGRATOR,
+            start: |ctx| Box::pin(mercato_inventory::start(ctx)),
         },
     ]
 }
@@ -306,6 +311,27 @@ pub async fn reindex(config: Config) -> anyhow::Result<()> {
         "catalog search: {count} products indexed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// `mercato inventory verify`: checks that every stock level equals the sum of its ledger
+/// movements and of the active reservations held there. Fails when anything disagrees.
+pub async fn verify_inventory(config: Config) -> anyhow::Result<()> {
+    let db = open_service_db(&config, info("inventory")?, &mercato_inventory::MIGRATOR).await?;
+    let report = mercato_inventory::verify::verify(&db)
+        .await
+        .context("reading the inventory ledger")?;
+    db.close().await;
+    for problem in &report.problems {
+        println!("MISMATCH {problem}");
+    }
+    println!(
+        "inventory: {} stock levels, {} movements, {} mismatches",
+        report.levels,
+        report.movements,
+        report.problems.len()
+    );
+    anyhow::ensure!(report.is_ok(), "the ledger does not sum to stock");
     Ok(())
 }
 

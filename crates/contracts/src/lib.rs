@@ -68,4 +68,43 @@ pub mod inventory {
         /// Units held for unpaid or unshipped orders.
         pub reserved: i64,
     }
+
+    /// Data of `inventory.stock.low`: the available units of a SKU fell to its threshold or
+    /// below. Published once per crossing; rising above the threshold re-arms it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct StockLow {
+        /// The variant's stock keeping unit.
+        pub sku: String,
+        /// Units that can be sold now.
+        pub available: i64,
+        /// The threshold that was crossed.
+        pub threshold: i64,
+    }
+}
+
+/// What other services read of the `order.*` events.
+pub mod orders {
+    use serde::{Deserialize, Serialize};
+
+    /// The part of every `order.*` event's data that names the order. Inventory reservations
+    /// made for an order carry the order's id as their `reference`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderRef {
+        /// `ord_…`.
+        pub id: String,
+    }
+}
+
+/// Stock keeping units, shared by catalog (variants) and inventory (stock).
+pub mod sku {
+    /// Why a SKU is refused, for field errors.
+    pub const RULE: &str = "1 to 64 letters, digits, `-`, `_`, `.` or `/`";
+
+    /// Whether `raw` is a well-formed SKU.
+    pub fn is_valid(raw: &str) -> bool {
+        (1..=64).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    }
 }

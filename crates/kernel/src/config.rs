@@ -126,6 +126,13 @@ pub struct Config {
     pub gateway_slow_request_threshold_ms: u64,
     /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
     pub cdn_base_url: Option<String>,
+    /// Available units at or below which a SKU without its own threshold is low on stock
+    /// (`INVENTORY_LOW_STOCK_THRESHOLD`).
+    pub inventory_low_stock_threshold: i64,
+    /// Lifetime of a reservation that does not name one (`INVENTORY_RESERVATION_TTL_SECONDS`).
+    pub inventory_reservation_ttl_seconds: i64,
+    /// How often expired reservations are looked for (`INVENTORY_SWEEP_INTERVAL_MS`).
+    pub inventory_sweep_interval_ms: u64,
     #[serde(skip)]
     raw: Option<Raw>,
 }
@@ -158,6 +165,9 @@ impl Default for Config {
             gateway_keep_alive_ms: 5000,
             gateway_slow_request_threshold_ms: 500,
             cdn_base_url: None,
+            inventory_low_stock_threshold: 5,
+            inventory_reservation_ttl_seconds: 900,
+            inventory_sweep_interval_ms: 1000,
             raw: None,
         }
     }

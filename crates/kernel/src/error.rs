@@ -53,6 +53,11 @@ pub struct Problem {
     /// Invalid fields, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2) a problem type defines, e.g. the short lines of an
+    /// `insufficient_stock` problem.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An error answered to an HTTP client.
@@ -66,6 +71,8 @@ pub struct ApiError {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
+    // Boxed: rarely used, and every `Result<_, ApiError>` carries its size.
+    extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     cause: Option<anyhow::Error>,
 }
 
@@ -82,6 +89,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            extensions: None,
             cause: None,
         }
     }
@@ -173,6 +181,19 @@ impl ApiError {
         self
     }
 
+    /// Adds an extension member to the problem body. The standard members (`type`, `title`,
+    /// `status`, `detail`, `code`, `errors`) cannot be replaced this way.
+    pub fn with_extension(mut self, name: &str, value: impl Serialize) -> Self {
+        const RESERVED: [&str; 6] = ["type", "title", "status", "detail", "code", "errors"];
+        if !RESERVED.contains(&name) {
+            let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+            self.extensions
+                .get_or_insert_default()
+                .insert(name.to_owned(), value);
+        }
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -202,6 +223,7 @@ impl ApiError {
             detail: self.detail.to_string(),
             code: self.code.to_string(),
             errors: self.errors.clone(),
+            extensions: self.extensions.as_deref().cloned().unwrap_or_default(),
         }
     }
 }

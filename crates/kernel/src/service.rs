@@ -116,7 +116,7 @@ pub static CATALOG: &[ServiceInfo] = &[
         "INVENTORY_SERVICE_PORT",
         3010,
         "INVENTORY",
-        ["warehouses", "stock"]
+        ["warehouses", "stock", "reservations"]
     ),
     service!(
         "orders",

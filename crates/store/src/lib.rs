@@ -85,6 +85,19 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether a sqlx error means the transaction lost a race with another one and may simply be
+/// run again: a PostgreSQL serialization failure (`40001`) or deadlock (`40P01`), or SQLite
+/// still busy after its busy timeout.
+pub fn is_transient_conflict(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "517" | "261")
+        ),
+        _ => false,
+    }
+}
+
 /// Pool sizing and timeouts (`DB_CONNECTION_LIMIT`, `DB_POOL_TIMEOUT_SECONDS`,
 /// `DB_CONNECT_TIMEOUT_SECONDS`).
 #[derive(Debug, Clone)]

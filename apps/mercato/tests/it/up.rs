@@ -150,6 +150,7 @@ fn every_command_has_help() {
         &["serve", "--help"],
         &["migrate", "--help"],
         &["bench", "--help"],
+        &["inventory", "verify", "--help"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
             .args(args)
@@ -355,4 +356,123 @@ async fn up_with_demo_starts_with_a_searchable_shop() {
         client: reqwest::Client::new(),
     };
     assert!(search_total(&platform).await > 0);
+}
+
+/// Logs the bootstrap admin in and returns a token.
+async fn admin_token(platform: &Platform) -> String {
+    let login: serde_json::Value = platform
+        .client
+        .post(platform.url("/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"email": "ops@example.com", "password": "a long admin passphrase"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+fn bootstrap_admin() -> Vec<(String, String)> {
+    vec![
+        (
+            "MERCATO_BOOTSTRAP_ADMIN_EMAIL".to_owned(),
+            "ops@example.com".to_owned(),
+        ),
+        (
+            "MERCATO_BOOTSTRAP_ADMIN_PASSWORD".to_owned(),
+            "a long admin passphrase".to_owned(),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn stock_received_in_inventory_reaches_the_catalog_and_the_ledger_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = bootstrap_admin();
+    let platform = Platform::start(dir.path(), env.clone()).await;
+    let client = &platform.client;
+    let admin = admin_token(&platform).await;
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(platform.url(path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+
+    let product: serde_json::Value = post(
+        "/api/v1/products",
+        serde_json::json!({"title": "Stocked tee", "status": "active",
+            "variants": [{"sku": "E2E-TEE", "prices": [{"amount": 1500, "currency": "EUR"}]}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let product_id = product["id"].as_str().unwrap().to_owned();
+    let warehouse: serde_json::Value = post(
+        "/api/v1/warehouses",
+        serde_json::json!({"code": "MAIN", "name": "Main", "country": "DE"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let received = post(
+        "/api/v1/stock/adjustments",
+        serde_json::json!({"sku": "E2E-TEE", "warehouse_id": warehouse["id"], "delta": 12, "reason": "receipt"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(received.status(), 201);
+    let reserved = post(
+        "/api/v1/reservations",
+        serde_json::json!({"reference": "ord_e2e", "lines": [{"sku": "E2E-TEE", "quantity": 5}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reserved.status(), 201);
+
+    // Catalog follows inventory.stock.updated through the bus.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let product: serde_json::Value = client
+            .get(platform.url(&format!("/api/v1/products/{product_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if product["variants"][0]["available"] == 7 {
+            assert_eq!(product["in_stock"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "catalog never saw the stock: {product}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let data_dir = dir.path().to_str().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["inventory", "verify", "--data-dir", data_dir])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 stock levels, 2 movements, 0 mismatches"),
+        "{stdout}"
+    );
 }

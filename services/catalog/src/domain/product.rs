@@ -64,14 +64,10 @@ pub struct Sku(String);
 impl Sku {
     /// Checks the SKU's characters and length.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-        if ok {
+        if mercato_contracts::sku::is_valid(raw) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err("1 to 64 letters, digits, `-`, `_`, `.` or `/`".into())
+            Err(mercato_contracts::sku::RULE.into())
         }
     }
 
