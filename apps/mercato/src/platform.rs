@@ -27,7 +27,7 @@ struct Registration {
 
 /// Every service that exists so far; `up` runs them all, identity first so that its signing
 /// keys are in the shared verifier before anything else serves.
-fn registrations() -> [Registration; 4] {
+fn registrations() -> [Registration; 5] {
     [
         Registration {
             name: "identity",
@@ -48,6 +48,11 @@ fn registrations() -> [Registration; 4] {
             name: "inventory",
             migrator: &mercato_inventory::MIGRATOR,
             start: |ctx| Box::pin(mercato_inventory::start(ctx)),
+        },
+        Registration {
+            name: "payments",
+            migrator: &mercato_payments::MIGRATOR,
+            start: |ctx| Box::pin(mercato_payments::start(ctx)),
         },
     ]
 }

@@ -95,6 +95,36 @@ pub mod orders {
     }
 }
 
+/// Shapes of the events payments publishes.
+pub mod payments {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    /// Data of every `payment.*` event: the payment as it is after the change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PaymentSummary {
+        /// `pay_…`.
+        pub id: String,
+        /// Minor units.
+        pub amount: i64,
+        /// ISO 4217.
+        pub currency: String,
+        /// The intent's status.
+        pub status: String,
+        /// Money captured.
+        pub amount_captured: i64,
+        /// Money refunded.
+        pub amount_refunded: i64,
+        /// `test`, `stripe`, …
+        pub provider: String,
+        /// Why it failed, for `payment.failed`.
+        pub failure_code: Option<String>,
+        /// What the creator attached (orders put `order_id` here).
+        pub metadata: BTreeMap<String, String>,
+    }
+}
+
 /// Stock keeping units, shared by catalog (variants) and inventory (stock).
 pub mod sku {
     /// Why a SKU is refused, for field errors.

@@ -133,6 +133,16 @@ pub struct Config {
     pub inventory_reservation_ttl_seconds: i64,
     /// How often expired reservations are looked for (`INVENTORY_SWEEP_INTERVAL_MS`).
     pub inventory_sweep_interval_ms: u64,
+    /// Provider of payments that name none (`PAYMENTS_DEFAULT_PROVIDER`): `test` or `stripe`.
+    pub payments_default_provider: String,
+    /// Timeout of one call to a payment provider (`PAYMENTS_PROVIDER_TIMEOUT_MS`).
+    pub payments_provider_timeout_ms: u64,
+    /// Stripe secret key (`STRIPE_SECRET_KEY`); Stripe is offered only when it is set.
+    pub stripe_secret_key: Option<Secret>,
+    /// Stripe API base URL (`STRIPE_API_BASE`).
+    pub stripe_api_base: String,
+    /// Secret that signs Stripe webhooks (`STRIPE_WEBHOOK_SECRET`).
+    pub stripe_webhook_secret: Option<Secret>,
     #[serde(skip)]
     raw: Option<Raw>,
 }
@@ -168,6 +178,11 @@ impl Default for Config {
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,
             inventory_sweep_interval_ms: 1000,
+            payments_default_provider: "test".to_owned(),
+            payments_provider_timeout_ms: 10_000,
+            stripe_secret_key: None,
+            stripe_api_base: "https://api.stripe.com".to_owned(),
+            stripe_webhook_secret: None,
             raw: None,
         }
     }

@@ -296,6 +296,26 @@ impl From<sqlx::Error> for ApiError {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
 
+/// `Option<Json<T>>`: `None` when the request has no `Content-Type` (an empty POST), a
+/// problem when it has a body that is not the expected JSON.
+impl<T, S> axum::extract::OptionalFromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let json =
+            <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(req, state)
+                .await?;
+        Ok(json.map(|axum::Json(value)| Json(value)))
+    }
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()

@@ -476,3 +476,44 @@ async fn stock_received_in_inventory_reaches_the_catalog_and_the_ledger_verifies
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_card_payment_goes_through_the_gateway_with_the_test_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path(), bootstrap_admin()).await;
+    let client = &platform.client;
+    let admin = admin_token(&platform).await;
+    let card = serde_json::json!({"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}});
+    // The unversioned alias of the original API.
+    let created = client
+        .post(platform.url("/api/payments"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"amount": 2500, "currency": "EUR", "payment_method": card}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    let processed: serde_json::Value = client
+        .post(platform.url(&format!("/api/v1/payments/{id}/process")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(processed["status"], "succeeded", "{processed}");
+    let fetched: serde_json::Value = client
+        .get(platform.url(&format!("/api/payments/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["amount_captured"], 2500);
+    assert_eq!(fetched["payment_method"]["last4"], "4242");
+}
