@@ -22,6 +22,8 @@ pub mod subjects {
     pub const PAYMENT_FAILED: &str = "payment.failed";
     /// A payment was refunded.
     pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+    /// Risk checks hold a payment for a staff decision.
+    pub const PAYMENT_REVIEW_REQUIRED: &str = "payment.review_required";
     /// An email to send.
     pub const NOTIFICATION_EMAIL: &str = "notification.email";
     /// An SMS to send.

@@ -143,6 +143,40 @@ pub struct Config {
     pub stripe_api_base: String,
     /// Secret that signs Stripe webhooks (`STRIPE_WEBHOOK_SECRET`).
     pub stripe_webhook_secret: Option<Secret>,
+    /// PayPal REST credentials (`PAYPAL_CLIENT_ID`, `PAYPAL_CLIENT_SECRET`); PayPal is offered
+    /// only when both are set.
+    pub paypal_client_id: Option<String>,
+    /// See `paypal_client_id`.
+    pub paypal_client_secret: Option<Secret>,
+    /// PayPal API base URL (`PAYPAL_API_BASE`).
+    pub paypal_api_base: String,
+    /// Id of the PayPal webhook whose deliveries are accepted (`PAYPAL_WEBHOOK_ID`).
+    pub paypal_webhook_id: Option<String>,
+    /// Braintree API keys (`BRAINTREE_PUBLIC_KEY`, `BRAINTREE_PRIVATE_KEY`); Braintree is
+    /// offered only when both are set.
+    pub braintree_public_key: Option<String>,
+    /// See `braintree_public_key`.
+    pub braintree_private_key: Option<Secret>,
+    /// Braintree merchant account (`BRAINTREE_MERCHANT_ACCOUNT_ID`).
+    pub braintree_merchant_account_id: Option<String>,
+    /// Braintree GraphQL base URL (`BRAINTREE_API_BASE`).
+    pub braintree_api_base: String,
+    /// Which providers serve which payments, tried in order (`PAYMENTS_ROUTES`), e.g.
+    /// `JPY:paypal,stripe; amount>=100000:braintree,stripe; *:stripe,paypal`. Empty: the
+    /// default provider only.
+    pub payments_routes: String,
+    /// Consecutive failures that open a provider's circuit (`PAYMENTS_BREAKER_FAILURES`).
+    pub payments_breaker_failures: u32,
+    /// How long an open circuit stays open before one trial call (`PAYMENTS_BREAKER_COOLDOWN_MS`).
+    pub payments_breaker_cooldown_ms: u64,
+    /// Risk score from which a payment waits for a staff review
+    /// (`PAYMENTS_RISK_REVIEW_THRESHOLD`).
+    pub payments_risk_review_threshold: i64,
+    /// Risk score from which a payment is refused (`PAYMENTS_RISK_BLOCK_THRESHOLD`).
+    pub payments_risk_block_threshold: i64,
+    /// Key of the card fingerprints (`PAYMENTS_FINGERPRINT_KEY`); without it the service makes
+    /// one and keeps it in its database.
+    pub payments_fingerprint_key: Option<Secret>,
     #[serde(skip)]
     raw: Option<Raw>,
 }
@@ -183,6 +217,20 @@ impl Default for Config {
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com".to_owned(),
             stripe_webhook_secret: None,
+            paypal_client_id: None,
+            paypal_client_secret: None,
+            paypal_api_base: "https://api-m.paypal.com".to_owned(),
+            paypal_webhook_id: None,
+            braintree_public_key: None,
+            braintree_private_key: None,
+            braintree_merchant_account_id: None,
+            braintree_api_base: "https://payments.braintree-api.com".to_owned(),
+            payments_routes: String::new(),
+            payments_breaker_failures: 5,
+            payments_breaker_cooldown_ms: 30_000,
+            payments_risk_review_threshold: 50,
+            payments_risk_block_threshold: 80,
+            payments_fingerprint_key: None,
             raw: None,
         }
     }

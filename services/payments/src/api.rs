@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use chrono::Datelike;
 use mercato_kernel::auth::{Claims, Role};
@@ -22,9 +22,13 @@ use mercato_kernel::{ApiError, Config, FieldError, Json, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{self, CaptureMethod, CardProblem, MAX_AMOUNT, Status};
-use crate::engine::{Caller, Engine, MethodInput, NewPayment, Payment, PaymentError};
+use crate::engine::{
+    Caller, Engine, MethodInput, NewPayment, Payment, PaymentError, WebhookFailure, WebhookOutcome,
+};
+use crate::providers::WebhookError;
 use crate::providers::{CardDetails, CardRef};
-use crate::store::{AttemptRow, CardRow, RefundRow};
+use crate::risk::{Decision, Reason};
+use crate::store::{self, AttemptRow, BlockRow, CardRow, RefundRow};
 
 /// State every handler gets.
 #[derive(Clone)]
@@ -44,11 +48,28 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/payments/{id}/capture", post(capture_payment))
         .route("/api/v1/payments/{id}/cancel", post(cancel_payment))
         .route("/api/v1/payments/{id}/refund", post(refund_payment))
+        .route("/api/v1/payments/{id}/review", post(review_payment))
         .route("/api/v1/payment-methods", post(create_payment_method))
+        .route(
+            "/api/v1/payments/risk/blocklist",
+            get(list_blocklist).post(add_to_blocklist),
+        )
+        .route(
+            "/api/v1/payments/risk/blocklist/{kind}/{value}",
+            axum::routing::delete(remove_from_blocklist),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Idempotency::new(state.engine.db().clone()),
             idempotency::layer,
         ))
+        // Providers retry webhooks themselves and dedupe by event id; they send no key.
+        .route("/api/v1/webhooks/{provider}", post(receive_webhook))
+        .route(
+            "/api/v1/payments/webhooks/{provider}",
+            post(receive_webhook),
+        )
+        .route("/api/v1/analytics", get(analytics))
+        .route("/api/v1/payments/analytics", get(analytics))
         .with_state(state)
 }
 
@@ -62,7 +83,13 @@ pub fn router(state: AppState) -> Router {
         capture_payment,
         cancel_payment,
         refund_payment,
-        create_payment_method
+        review_payment,
+        create_payment_method,
+        list_blocklist,
+        add_to_blocklist,
+        remove_from_blocklist,
+        receive_webhook,
+        analytics
     ),
     components(schemas(
         Problem,
@@ -78,7 +105,16 @@ pub fn router(state: AppState) -> Router {
         CaptureRequest,
         RefundRequest,
         Status,
-        CaptureMethod
+        CaptureMethod,
+        RiskResponse,
+        Reason,
+        Decision,
+        ReviewRequest,
+        BlockRequest,
+        BlockResponse,
+        crate::reports::Report,
+        crate::reports::Bucket,
+        crate::reports::CurrencyFigures
     )),
     modifiers(&BearerAuth),
     tags((name = "payments", description = "Payment intents, captures and refunds"))
@@ -119,6 +155,17 @@ impl From<PaymentError> for ApiError {
             PaymentError::Rejected(message) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "provider_rejected", message)
             }
+            e @ PaymentError::Unreachable => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                e.to_string(),
+            )
+            .with_retry_after(2),
+            e @ PaymentError::Blocked => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_blocked",
+                e.to_string(),
+            ),
             PaymentError::Db(e) => e.into(),
             PaymentError::Store(e) => e.into(),
             PaymentError::Bus(e) => ApiError::internal(e),
@@ -249,6 +296,10 @@ pub struct PaymentRequest {
     pub provider: Option<String>,
     /// Up to 20 string pairs (keys ≤ 40, values ≤ 500 characters).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Billing country (ISO 3166-1 alpha-2), for risk checks.
+    pub billing_country: Option<String>,
+    /// Shipping country, for risk checks.
+    pub shipping_country: Option<String>,
 }
 
 /// A card as stored.
@@ -379,15 +430,47 @@ pub struct PaymentResponse {
     pub attempts: Vec<AttemptResponse>,
     /// Refunds, oldest first.
     pub refunds: Vec<RefundResponse>,
+    /// The risk assessment, once processed.
+    pub risk: Option<RiskResponse>,
+    /// Whether the buyer disputed the charge.
+    pub disputed: bool,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
 }
 
+/// How risky the payment looked.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RiskResponse {
+    /// 0–100.
+    pub score: i64,
+    /// `allow`, `review` or `block`.
+    pub decision: String,
+    /// Every rule that fired.
+    pub reasons: Vec<Reason>,
+    /// A reviewer's `approved` or `rejected`.
+    pub review_decision: Option<String>,
+    /// Who reviewed it.
+    pub reviewed_by: Option<String>,
+}
+
 impl From<Payment> for PaymentResponse {
     fn from(p: Payment) -> Self {
         let status = p.status();
+        let risk = p.risk.risk_score.map(|score| RiskResponse {
+            score,
+            decision: p.risk.risk_decision.clone().unwrap_or_default(),
+            reasons: p
+                .risk
+                .risk_reasons
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_default(),
+            review_decision: p.risk.review_decision.clone(),
+            reviewed_by: p.risk.reviewed_by.clone(),
+        });
+        let disputed = p.risk.disputed == 1;
         let r = p.row;
         Self {
             id: r.id,
@@ -406,14 +489,47 @@ impl From<Payment> for PaymentResponse {
             metadata: serde_json::from_str(&r.metadata).unwrap_or_default(),
             attempts: p.attempts.into_iter().map(Into::into).collect(),
             refunds: p.refunds.into_iter().map(Into::into).collect(),
+            risk,
+            disputed,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
         }
     }
 }
 
-fn parse_payment(req: PaymentRequest) -> Result<NewPayment, ApiError> {
+fn country(field: &str, raw: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let raw = raw?;
+    if raw.len() == 2 && raw.chars().all(|c| c.is_ascii_alphabetic()) {
+        Some(raw.to_ascii_uppercase())
+    } else {
+        errors.push(FieldError::new(
+            field,
+            "invalid",
+            "an ISO 3166-1 alpha-2 code",
+        ));
+        None
+    }
+}
+
+/// The buyer's address as the gateway saw it: the first `X-Forwarded-For` entry.
+fn client_ip(headers: &HeaderMap) -> Option<String> {
+    let first = headers
+        .get("x-forwarded-for")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    first
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
+fn parse_payment(req: PaymentRequest, ip: Option<String>) -> Result<NewPayment, ApiError> {
     let mut errors = Vec::new();
+    let billing_country = country("billing_country", req.billing_country, &mut errors);
+    let shipping_country = country("shipping_country", req.shipping_country, &mut errors);
     if !(1..=MAX_AMOUNT).contains(&req.amount) {
         errors.push(FieldError::new(
             "amount",
@@ -467,6 +583,9 @@ fn parse_payment(req: PaymentRequest) -> Result<NewPayment, ApiError> {
         capture_method: req.capture_method.unwrap_or(CaptureMethod::Automatic),
         provider: req.provider,
         metadata,
+        ip,
+        billing_country,
+        shipping_country,
     })
 }
 
@@ -481,9 +600,10 @@ fn parse_payment(req: PaymentRequest) -> Result<NewPayment, ApiError> {
 async fn create_payment(
     State(state): State<AppState>,
     claims: Claims,
+    headers: HeaderMap,
     Json(req): Json<PaymentRequest>,
 ) -> Result<(StatusCode, axum::Json<PaymentResponse>), ApiError> {
-    let new = parse_payment(req)?;
+    let new = parse_payment(req, client_ip(&headers))?;
     let payment = state.engine.create(new, &caller(&claims)).await?;
     Ok((StatusCode::CREATED, axum::Json(payment.into())))
 }
@@ -671,8 +791,6 @@ pub struct PaymentMethodRequest {
     pub kind: String,
     /// The card.
     pub card: CardRequest,
-    /// Provider to vault the card with; the default when absent.
-    pub provider: Option<String>,
 }
 
 /// Tokenize a card: answers a `tok_…` to pay with, plus brand, last four and expiry.
@@ -701,7 +819,249 @@ async fn create_payment_method(
     };
     let row = state
         .engine
-        .tokenize(&details, &card, req.provider.as_deref(), &caller(&claims))
+        .tokenize(&details, &card, &caller(&claims))
         .await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+/// A staff decision on a payment held by risk checks.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// `approve` (charge it now) or `reject` (fail it).
+    pub decision: String,
+}
+
+/// Approve or reject a payment held for review (staff).
+#[utoipa::path(
+    post, path = "/api/v1/payments/{id}/review", tag = "payments",
+    params(("id" = String, Path)),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, body = PaymentResponse),
+        (status = 409, description = "Not waiting for a review", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+async fn review_payment(
+    State(state): State<AppState>,
+    claims: Claims,
+    Path(id): Path<String>,
+    Json(req): Json<ReviewRequest>,
+) -> Result<axum::Json<PaymentResponse>, ApiError> {
+    payment_id(&id)?;
+    require_staff(&claims)?;
+    let approve = match req.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "decision",
+                "invalid",
+                "`approve` or `reject`",
+            ));
+        }
+    };
+    let payment = state.engine.review(&id, approve, &caller(&claims)).await?;
+    Ok(axum::Json(payment.into()))
+}
+
+/// A blocklist entry to add.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// `email`, `email_domain`, `ip` or `card` (a card's fingerprint is found by its token).
+    pub kind: String,
+    /// The email, domain or IP; for `card`, a `tok_…` of that card.
+    pub value: String,
+    /// Why, ≤ 200 characters.
+    pub reason: Option<String>,
+}
+
+/// A blocklist entry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BlockResponse {
+    /// `email`, `email_domain`, `ip` or `card`.
+    pub kind: String,
+    /// What is blocked (a card as its fingerprint).
+    pub value: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who added it.
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<BlockRow> for BlockResponse {
+    fn from(b: BlockRow) -> Self {
+        Self {
+            kind: b.kind,
+            value: b.value,
+            reason: b.reason,
+            created_by: b.created_by,
+            created_at: rfc3339(b.created_at),
+        }
+    }
+}
+
+/// The risk blocklist (staff).
+#[utoipa::path(
+    get, path = "/api/v1/payments/risk/blocklist", tag = "payments",
+    responses((status = 200, body = [BlockResponse])),
+    security(("bearer" = []))
+)]
+async fn list_blocklist(
+    State(state): State<AppState>,
+    claims: Claims,
+) -> Result<axum::Json<Vec<BlockResponse>>, ApiError> {
+    require_staff(&claims)?;
+    let rows = store::blocklist(&mut *state.engine.db().pool().acquire().await?).await?;
+    Ok(axum::Json(rows.into_iter().map(Into::into).collect()))
+}
+
+/// Block an email, a domain, an IP or a card (staff).
+#[utoipa::path(
+    post, path = "/api/v1/payments/risk/blocklist", tag = "payments",
+    request_body = BlockRequest,
+    responses((status = 201, body = BlockResponse), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn add_to_blocklist(
+    State(state): State<AppState>,
+    claims: Claims,
+    Json(req): Json<BlockRequest>,
+) -> Result<(StatusCode, axum::Json<BlockResponse>), ApiError> {
+    require_staff(&claims)?;
+    let value = req.value.trim().to_ascii_lowercase();
+    let mut conn = state.engine.db().pool().acquire().await?;
+    let value = match req.kind.as_str() {
+        "email" if value.contains('@') && value.len() <= 254 => value,
+        "email_domain" if !value.is_empty() && value.len() <= 253 && !value.contains('@') => value,
+        "ip" if value.parse::<std::net::IpAddr>().is_ok() => value,
+        "card" => store::fingerprint_of(&mut conn, req.value.trim())
+            .await?
+            .ok_or_else(|| {
+                ApiError::invalid_field("value", "unknown_token", "no such card token")
+            })?,
+        "email" | "email_domain" | "ip" => {
+            return Err(ApiError::invalid_field(
+                "value",
+                "invalid",
+                format!("not a valid {}", req.kind),
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "kind",
+                "invalid",
+                "`email`, `email_domain`, `ip` or `card`",
+            ));
+        }
+    };
+    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(ApiError::invalid_field(
+            "reason",
+            "too_long",
+            "at most 200 characters",
+        ));
+    }
+    let row = BlockRow {
+        kind: req.kind,
+        value,
+        reason: req.reason,
+        created_by: claims.sub.clone(),
+        created_at: mercato_store::now_micros(),
+    };
+    store::insert_block(&mut conn, &row).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+/// Remove a blocklist entry (staff).
+#[utoipa::path(
+    delete, path = "/api/v1/payments/risk/blocklist/{kind}/{value}", tag = "payments",
+    params(("kind" = String, Path), ("value" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn remove_from_blocklist(
+    State(state): State<AppState>,
+    claims: Claims,
+    Path((kind, value)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    require_staff(&claims)?;
+    let mut conn = state.engine.db().pool().acquire().await?;
+    if store::delete_block(&mut conn, &kind, &value.to_ascii_lowercase()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("blocklist entry"))
+    }
+}
+
+/// Inbound webhook of a provider (`stripe`, `paypal`, `braintree`): verified by the
+/// provider's own signature scheme; a replayed delivery answers 200 and does nothing.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{provider}", tag = "payments",
+    params(("provider" = String, Path)),
+    request_body(content = String, description = "The provider's payload, verified byte for byte"),
+    responses(
+        (status = 200, description = "Handled (or a duplicate)"),
+        (status = 400, description = "Bad signature or body", body = Problem),
+        (status = 404, description = "No such provider or no webhooks for it", body = Problem),
+    )
+)]
+async fn receive_webhook(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    match state.engine.webhook(&provider, &headers, &body).await {
+        Ok(outcome) => Ok(axum::Json(
+            serde_json::json!({"received": true, "duplicate": outcome == WebhookOutcome::Duplicate}),
+        )),
+        Err(
+            WebhookFailure::UnknownProvider | WebhookFailure::Refused(WebhookError::Unsupported),
+        ) => Err(ApiError::not_found("webhook endpoint")),
+        Err(WebhookFailure::Refused(e @ WebhookError::Signature(_))) => {
+            Err(ApiError::bad_request("invalid_signature", e.to_string()))
+        }
+        Err(WebhookFailure::Refused(e @ WebhookError::Malformed(_))) => {
+            Err(ApiError::bad_request("malformed_webhook", e.to_string()))
+        }
+        Err(WebhookFailure::Refused(e @ WebhookError::Unavailable(_))) => {
+            Err(ApiError::unavailable(e.to_string()).with_retry_after(5))
+        }
+        Err(WebhookFailure::Payment(e)) => Err(e.into()),
+    }
+}
+
+/// `?days=`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AnalyticsQuery {
+    /// Days back from today, 1 to 366 (default 30).
+    pub days: Option<i64>,
+}
+
+/// Payment analytics (staff): volume and counts by day, currency, provider and status;
+/// success and refund rates; average ticket; risk decisions.
+#[utoipa::path(
+    get, path = "/api/v1/payments/analytics", tag = "payments",
+    params(AnalyticsQuery),
+    responses((status = 200, body = crate::reports::Report)),
+    security(("bearer" = []))
+)]
+async fn analytics(
+    State(state): State<AppState>,
+    claims: Claims,
+    mercato_kernel::Query(query): mercato_kernel::Query<AnalyticsQuery>,
+) -> Result<axum::Json<crate::reports::Report>, ApiError> {
+    require_staff(&claims)?;
+    let days = query.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::invalid_field("days", "out_of_range", "1 to 366"));
+    }
+    let report =
+        crate::reports::report(state.engine.db(), mercato_store::now_micros(), days).await?;
+    Ok(axum::Json(report))
 }

@@ -13,6 +13,8 @@ pub enum Status {
     RequiresPaymentMethod,
     /// Has a card; waits for `process`.
     RequiresConfirmation,
+    /// Risk checks asked for a staff decision (`review`).
+    RequiresReview,
     /// The provider is being asked.
     Processing,
     /// Authorized; waits for `capture` (manual capture).
@@ -31,6 +33,7 @@ impl Status {
         match self {
             Self::RequiresPaymentMethod => "requires_payment_method",
             Self::RequiresConfirmation => "requires_confirmation",
+            Self::RequiresReview => "requires_review",
             Self::Processing => "processing",
             Self::RequiresCapture => "requires_capture",
             Self::Succeeded => "succeeded",
@@ -44,6 +47,7 @@ impl Status {
         Some(match raw {
             "requires_payment_method" => Self::RequiresPaymentMethod,
             "requires_confirmation" => Self::RequiresConfirmation,
+            "requires_review" => Self::RequiresReview,
             "processing" => Self::Processing,
             "requires_capture" => Self::RequiresCapture,
             "succeeded" => Self::Succeeded,
@@ -59,7 +63,9 @@ impl Status {
         matches!(
             (self, to),
             (RequiresPaymentMethod, RequiresConfirmation)
-                | (RequiresConfirmation, Processing)
+                | (RequiresConfirmation, Processing | RequiresReview)
+                | (Processing, RequiresReview)
+                | (RequiresReview, RequiresConfirmation | Failed | Canceled)
                 | (Processing, RequiresCapture | Succeeded | Failed)
                 | (RequiresCapture, Succeeded | Canceled)
                 | (RequiresPaymentMethod | RequiresConfirmation, Canceled)
@@ -226,6 +232,7 @@ mod tests {
         for s in [
             RequiresPaymentMethod,
             RequiresConfirmation,
+            RequiresReview,
             Processing,
             RequiresCapture,
             Succeeded,

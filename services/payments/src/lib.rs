@@ -6,6 +6,9 @@ pub mod api;
 pub mod domain;
 pub mod engine;
 pub mod providers;
+pub mod reports;
+pub mod risk;
+pub mod routing;
 pub mod store;
 
 use std::sync::Arc;
@@ -26,6 +29,53 @@ pub fn providers(_ctx: &Context) -> engine::Providers {
     engine::Providers::default().with(Arc::new(providers::test::TestProvider::new()))
 }
 
+/// The engine's settings from the configuration; refuses routes naming unconfigured
+/// providers.
+async fn settings(
+    ctx: &Context,
+    providers: &engine::Providers,
+) -> anyhow::Result<engine::Settings> {
+    let config = &ctx.config;
+    let names = providers.names();
+    let default = config.payments_default_provider.clone();
+    anyhow::ensure!(
+        names.contains(&default.as_str()),
+        "PAYMENTS_DEFAULT_PROVIDER is `{default}`, which is not configured (configured: {})",
+        names.join(", ")
+    );
+    let routes = routing::Routes::parse(&config.payments_routes, &names)
+        .map_err(|e| anyhow::anyhow!("PAYMENTS_ROUTES: {e}"))?;
+    let fingerprint_key = match &config.payments_fingerprint_key {
+        Some(key) => key.expose().as_bytes().to_vec(),
+        None => {
+            let fresh = hex::encode(rand::random::<[u8; 32]>());
+            let mut conn = ctx.db.pool().acquire().await?;
+            store::service_key(
+                &mut conn,
+                "card_fingerprint",
+                &fresh,
+                mercato_store::now_micros(),
+            )
+            .await?
+            .into_bytes()
+        }
+    };
+    Ok(engine::Settings {
+        default_provider: default,
+        call_timeout: Duration::from_millis(config.payments_provider_timeout_ms),
+        routes,
+        breakers: Arc::new(routing::Breakers::new(
+            config.payments_breaker_failures,
+            Duration::from_millis(config.payments_breaker_cooldown_ms),
+        )),
+        thresholds: risk::Thresholds {
+            review: config.payments_risk_review_threshold,
+            block: config.payments_risk_block_threshold,
+        },
+        fingerprint_key,
+    })
+}
+
 /// Starts payments with the providers the configuration enables.
 pub async fn start(ctx: Context) -> anyhow::Result<Service> {
     let providers = providers(&ctx);
@@ -36,13 +86,8 @@ pub async fn start(ctx: Context) -> anyhow::Result<Service> {
 pub async fn start_with(ctx: Context, providers: engine::Providers) -> anyhow::Result<Service> {
     let info = ServiceInfo::find("payments")
         .ok_or_else(|| anyhow::anyhow!("payments not in the service catalog"))?;
-    let timeout = Duration::from_millis(ctx.config.payments_provider_timeout_ms);
-    let default = ctx.config.payments_default_provider.clone();
-    anyhow::ensure!(
-        providers.get(&default).is_some(),
-        "PAYMENTS_DEFAULT_PROVIDER is `{default}`, which is not configured"
-    );
-    let engine = engine::Engine::new(ctx.db.clone(), providers, &default, timeout);
+    let settings = settings(&ctx, &providers).await?;
+    let engine = engine::Engine::new(ctx.db.clone(), providers, settings);
     mercato_bus::Relay::new(ctx.db.clone(), ctx.bus.clone())
         .spawn(ctx.shutdown.clone(), &ctx.tasks);
     let state = api::AppState {

@@ -110,10 +110,77 @@ pub enum ProviderError {
     /// key finds out. Another provider may be tried.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
+    /// The request never reached the provider (connection refused, DNS, TLS handshake, or
+    /// its circuit is open): nothing was charged, so another provider may be tried at once.
+    #[error("provider unreachable: {0}")]
+    Unreachable(String),
     /// The provider refused the request as malformed or not allowed (4xx other than a
     /// decline): a bug or a configuration error, not the customer's fault.
     #[error("provider rejected the request: {0}")]
     Rejected(String),
+}
+
+/// What an inbound provider webhook reports, once its signature is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// The provider's id for the event: a replayed delivery carries the same one and has no
+    /// second effect.
+    pub id: String,
+    /// What happened.
+    pub kind: WebhookKind,
+}
+
+/// The webhook events the platform acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// A charge succeeded (captured), by the provider's charge reference.
+    ChargeSucceeded {
+        /// The provider's charge id.
+        reference: String,
+    },
+    /// A charge failed.
+    ChargeFailed {
+        /// The provider's charge id.
+        reference: String,
+        /// Decline code.
+        code: String,
+        /// The provider's words.
+        message: String,
+    },
+    /// A refund settled.
+    RefundSucceeded {
+        /// The provider's refund id.
+        reference: String,
+    },
+    /// A refund failed after being accepted.
+    RefundFailed {
+        /// The provider's refund id.
+        reference: String,
+    },
+    /// The buyer disputed a charge.
+    Disputed {
+        /// The provider's charge id.
+        reference: String,
+    },
+    /// Anything else; acknowledged and ignored.
+    Other(String),
+}
+
+/// Why a webhook was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// Missing or wrong signature, or a timestamp outside the tolerance.
+    #[error("webhook signature rejected: {0}")]
+    Signature(String),
+    /// The body is not what the provider sends.
+    #[error("malformed webhook: {0}")]
+    Malformed(String),
+    /// The provider does not send webhooks, or none is configured.
+    #[error("webhooks are not configured for this provider")]
+    Unsupported,
+    /// Verifying needed the provider and it could not be reached (PayPal verifies by API).
+    #[error("could not verify the webhook: {0}")]
+    Unavailable(String),
 }
 
 /// One payment provider.
@@ -151,6 +218,15 @@ pub trait Provider: Send + Sync + 'static {
         amount: i64,
         idempotency_key: &str,
     ) -> Result<RefundReceipt, ProviderError>;
+
+    /// Verifies an inbound webhook (signature, timestamp) and reads what it reports.
+    async fn webhook(
+        &self,
+        _headers: &axum::http::HeaderMap,
+        _body: &[u8],
+    ) -> Result<WebhookEvent, WebhookError> {
+        Err(WebhookError::Unsupported)
+    }
 }
 
 /// Timeout of one provider HTTP call unless configured otherwise.
