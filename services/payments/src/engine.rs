@@ -1077,7 +1077,15 @@ impl Engine {
             .ok_or(WebhookFailure::UnknownProvider)?
             .clone();
         let event: WebhookEvent = provider.webhook(headers, body).await?;
-        let name = provider.name();
+        self.apply_webhook(provider.name(), &event).await
+    }
+
+    /// Applies a verified provider event once (by its id).
+    pub async fn apply_webhook(
+        &self,
+        name: &str,
+        event: &WebhookEvent,
+    ) -> Result<WebhookOutcome, WebhookFailure> {
         let now = now_micros();
         let mut tx = self.db.begin().await?;
         let kind = match &event.kind {

@@ -23,12 +23,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// CloudEvents `source` of what this service publishes.
 pub const SOURCE: &str = "mercato/payments";
 
-/// The providers the configuration enables: always `test`; Stripe when `STRIPE_SECRET_KEY`
-/// is set.
-pub fn providers(_ctx: &Context) -> engine::Providers {
-    engine::Providers::default().with(Arc::new(providers::test::TestProvider::new()))
-}
-
 /// The engine's settings from the configuration; refuses routes naming unconfigured
 /// providers.
 async fn settings(
@@ -76,14 +70,38 @@ async fn settings(
     })
 }
 
-/// Starts payments with the providers the configuration enables.
+/// Starts payments with the built-in `test` provider and every provider the configuration
+/// enables; the test provider's disputes (card `…0259`) arrive like webhooks.
 pub async fn start(ctx: Context) -> anyhow::Result<Service> {
-    let providers = providers(&ctx);
-    start_with(ctx, providers).await
+    let test = Arc::new(providers::test::TestProvider::new());
+    let providers = engine::Providers::default().with(test.clone());
+    let (service, engine) = launch(ctx.clone(), providers).await?;
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            for event in test.due_disputes() {
+                if let Err(e) = engine.apply_webhook("test", &event).await {
+                    tracing::warn!(error = %e, "recording a test dispute failed");
+                }
+            }
+        }
+    });
+    Ok(service)
 }
 
 /// Starts payments with the given providers (tests pass fakes of real providers' servers).
 pub async fn start_with(ctx: Context, providers: engine::Providers) -> anyhow::Result<Service> {
+    Ok(launch(ctx, providers).await?.0)
+}
+
+async fn launch(
+    ctx: Context,
+    providers: engine::Providers,
+) -> anyhow::Result<(Service, engine::Engine)> {
     let info = ServiceInfo::find("payments")
         .ok_or_else(|| anyhow::anyhow!("payments not in the service catalog"))?;
     let settings = settings(&ctx, &providers).await?;
@@ -91,14 +109,10 @@ pub async fn start_with(ctx: Context, providers: engine::Providers) -> anyhow::R
     mercato_bus::Relay::new(ctx.db.clone(), ctx.bus.clone())
         .spawn(ctx.shutdown.clone(), &ctx.tasks);
     let state = api::AppState {
-        engine,
+        engine: engine.clone(),
         config: ctx.config.clone(),
     };
     use utoipa::OpenApi;
-    Ok(Service::new(
-        info,
-        api::router(state),
-        api::ApiDoc::openapi(),
-        &ctx,
-    ))
+    let service = Service::new(info, api::router(state), api::ApiDoc::openapi(), &ctx);
+    Ok((service, engine))
 }

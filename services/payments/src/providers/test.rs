@@ -7,7 +7,7 @@
 //! | `4242424242424242` (and any other valid number) | succeeds |
 //! | `4000000000000002` | declined, `card_declined` |
 //! | `4000000000009995` | declined, `insufficient_funds` |
-//! | `4000000000000259` | succeeds (the card is later disputed) |
+//! | `4000000000000259` | succeeds; the buyer disputes it [`DISPUTE_AFTER`] later |
 //!
 //! Like a real provider it remembers idempotency keys: a repeated key answers the first
 //! outcome and moves no money again. It decides by the last four digits, the only part of
@@ -16,16 +16,23 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Charge, ChargeRequest, Provider, ProviderError, RefundReceipt};
+use super::{
+    Charge, ChargeRequest, Provider, ProviderError, RefundReceipt, WebhookEvent, WebhookKind,
+};
+
+/// How long after the charge a `…0259` card is disputed.
+pub const DISPUTE_AFTER: Duration = Duration::from_secs(1);
 
 /// The in-process test provider.
 #[derive(Debug, Default)]
 pub struct TestProvider {
     outcomes: Mutex<HashMap<String, Result<String, ProviderError>>>,
     charges: AtomicU64,
+    disputes: Mutex<Vec<(Instant, String)>>,
 }
 
 impl TestProvider {
@@ -37,6 +44,24 @@ impl TestProvider {
     /// Charges that moved money (authorizations included), for tests.
     pub fn charges(&self) -> u64 {
         self.charges.load(Ordering::Relaxed)
+    }
+
+    /// The disputes that are due, as the provider's webhook would report them; each is
+    /// handed out once.
+    pub fn due_disputes(&self) -> Vec<WebhookEvent> {
+        let mut disputes = self
+            .disputes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = disputes.drain(..).partition(|(at, _)| *at <= now);
+        *disputes = later;
+        due.into_iter()
+            .map(|(_, reference)| WebhookEvent {
+                id: format!("test_dp_{}", uuid::Uuid::now_v7().simple()),
+                kind: WebhookKind::Disputed { reference },
+            })
+            .collect()
     }
 
     /// Runs `op` once per idempotency key and answers its first outcome ever after.
@@ -75,9 +100,16 @@ impl Provider for TestProvider {
                     "insufficient_funds",
                     "Your card has insufficient funds.",
                 )),
-                _ => {
+                last4 => {
                     self.charges.fetch_add(1, Ordering::Relaxed);
-                    Ok(reference("test_ch"))
+                    let charge = reference("test_ch");
+                    if last4 == "0259" {
+                        self.disputes
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((Instant::now() + DISPUTE_AFTER, charge.clone()));
+                    }
+                    Ok(charge)
                 }
             }
         })?;

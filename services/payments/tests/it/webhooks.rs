@@ -122,3 +122,33 @@ async fn analytics_report_volume_rates_and_risk_decisions() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_test_card_0259_is_disputed_after_it_succeeds() {
+    let services = mercato_kernel::testing::TestService::start_all(
+        &mercato_payments::MIGRATOR,
+        mercato_kernel::Config::default(),
+        mercato_payments::start,
+    )
+    .await;
+    for app in services {
+        let created = app
+            .post_json("/api/v1/payments", json!({"amount": 100, "currency": "EUR", "payment_method": card("4000000000000259")}))
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let paid = app
+            .post_json(&format!("/api/v1/payments/{id}/process"), json!({}))
+            .await;
+        assert_eq!(
+            paid.body["status"], "succeeded",
+            "{}: {}",
+            app.label, paid.body
+        );
+        assert_eq!(paid.body["disputed"], false);
+        app.eventually("the dispute arrives", || async {
+            app.get(&format!("/api/v1/payments/{id}")).await.body["disputed"] == true
+        })
+        .await;
+        assert_eq!(app.count("webhook_events").await, 1);
+    }
+}
