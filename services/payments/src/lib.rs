@@ -74,7 +74,7 @@ async fn settings(
 /// enables; the test provider's disputes (card `…0259`) arrive like webhooks.
 pub async fn start(ctx: Context) -> anyhow::Result<Service> {
     let test = Arc::new(providers::test::TestProvider::new());
-    let providers = engine::Providers::default().with(test.clone());
+    let providers = configured(&ctx.config)?.with(test.clone());
     let (service, engine) = launch(ctx.clone(), providers).await?;
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
@@ -91,6 +91,33 @@ pub async fn start(ctx: Context) -> anyhow::Result<Service> {
         }
     });
     Ok(service)
+}
+
+/// The real providers whose credentials the configuration holds.
+fn configured(config: &mercato_kernel::Config) -> anyhow::Result<engine::Providers> {
+    let timeout = Duration::from_millis(config.payments_provider_timeout_ms);
+    let mut set = engine::Providers::default();
+    if let Some(key) = &config.stripe_secret_key {
+        let mut stripe =
+            providers::stripe::Stripe::new(&config.stripe_api_base, key.clone(), timeout)
+                .map_err(|e| anyhow::anyhow!("STRIPE_*: {e}"))?;
+        if let Some(secret) = &config.stripe_webhook_secret {
+            stripe = stripe.with_webhook_secret(secret.clone());
+        }
+        set = set.with(Arc::new(stripe));
+    }
+    if let (Some(id), Some(secret)) = (&config.paypal_client_id, &config.paypal_client_secret) {
+        let paypal = providers::paypal::PayPal::new(
+            &config.paypal_api_base,
+            id.clone(),
+            secret.clone(),
+            config.paypal_webhook_id.clone(),
+            timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("PAYPAL_*: {e}"))?;
+        set = set.with(Arc::new(paypal));
+    }
+    Ok(set)
 }
 
 /// Starts payments with the given providers (tests pass fakes of real providers' servers).

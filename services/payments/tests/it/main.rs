@@ -2,10 +2,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod card_data;
+mod fake_paypal;
+mod fake_stripe;
 mod intents;
+mod paypal;
+mod providers;
 mod refunds;
 mod risk;
 mod routing;
+mod stripe;
+mod stripe_webhook;
 mod webhooks;
 
 use std::sync::Arc;
