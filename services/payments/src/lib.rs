@@ -117,6 +117,19 @@ fn configured(config: &mercato_kernel::Config) -> anyhow::Result<engine::Provide
         .map_err(|e| anyhow::anyhow!("PAYPAL_*: {e}"))?;
         set = set.with(Arc::new(paypal));
     }
+    if let (Some(public), Some(private)) =
+        (&config.braintree_public_key, &config.braintree_private_key)
+    {
+        let braintree = providers::braintree::Braintree::new(
+            &config.braintree_api_base,
+            public.clone(),
+            private.clone(),
+            config.braintree_merchant_account_id.clone(),
+            timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("BRAINTREE_*: {e}"))?;
+        set = set.with(Arc::new(braintree));
+    }
     Ok(set)
 }
 

@@ -4,6 +4,8 @@
 //! Every call carries an idempotency key derived from the payment (and the operation), so a
 //! call repeated after a timeout is recognised by the provider and never charges twice.
 
+pub mod braintree;
+pub mod http;
 pub mod paypal;
 pub mod stripe;
 pub mod test;

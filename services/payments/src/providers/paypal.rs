@@ -65,10 +65,7 @@ struct AccessToken {
     refresh_at: Instant,
 }
 
-/// The PayPal client could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot set up the paypal client: {0}")]
-pub struct SetupError(String);
+pub use super::http::SetupError;
 
 impl std::fmt::Debug for PayPal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,20 +90,10 @@ impl PayPal {
         webhook_id: Option<String>,
         timeout: Duration,
     ) -> Result<Self, SetupError> {
-        let base_url = base_url.trim_end_matches('/');
-        reqwest::Url::parse(base_url)
-            .map_err(|e| SetupError(format!("invalid base url `{base_url}`: {e}")))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            // A redirect would turn a POST into a GET and lose the body: a misconfigured URL
-            // should fail loudly instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mercato-payments/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError(format!("building the http client failed: {e}")))?;
+        let (client, base_url) = super::http::client("paypal", base_url, timeout)?;
         Ok(Self {
             client,
-            base_url: base_url.to_owned(),
+            base_url,
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             webhook_id,
@@ -145,9 +132,12 @@ impl PayPal {
             .body("grant_type=client_credentials")
             .send()
             .await
-            .map_err(|e| transport(WHAT, &e))?;
+            .map_err(|e| super::http::network_error("paypal", WHAT, &e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| transport(WHAT, &e))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| super::http::network_error("paypal", WHAT, &e))?;
         if !status.is_success() {
             return Err(api_error(WHAT, status, &body));
         }
@@ -192,9 +182,15 @@ impl PayPal {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let response = request.send().await.map_err(|e| transport(what, &e))?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| super::http::network_error("paypal", what, &e))?;
             let status = response.status();
-            let bytes = response.bytes().await.map_err(|e| transport(what, &e))?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| super::http::network_error("paypal", what, &e))?;
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 tracing::debug!(what, "paypal refused the access token, getting a new one");
                 refreshed = true;
@@ -651,21 +647,6 @@ fn decimal_amount(minor: i64, currency: &str) -> Result<String, ProviderError> {
         minor % unit,
         width = digits as usize
     ))
-}
-
-/// A transport failure. A failed connection sent nothing, so another provider may be tried
-/// at once; after a timeout or a broken answer nothing says whether PayPal acted, and a
-/// retry with the same request id must find out.
-fn transport(what: &str, error: &reqwest::Error) -> ProviderError {
-    if error.is_connect() {
-        return ProviderError::Unreachable(format!("{what}: could not connect to paypal: {error}"));
-    }
-    let cause = if error.is_timeout() {
-        "timed out"
-    } else {
-        "failed"
-    };
-    ProviderError::Unavailable(format!("{what}: the call to paypal {cause}: {error}"))
 }
 
 /// A non-2xx answer. PayPal's error `details` may echo request values (card numbers), so

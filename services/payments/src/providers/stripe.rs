@@ -33,10 +33,7 @@ pub struct Stripe {
     webhook_secret: Option<Secret>,
 }
 
-/// The Stripe client could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot set up the stripe client: {0}")]
-pub struct SetupError(String);
+pub use super::http::SetupError;
 
 impl std::fmt::Debug for Stripe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,23 +55,10 @@ impl Stripe {
         secret_key: impl Into<Secret>,
         timeout: Duration,
     ) -> Result<Self, SetupError> {
-        let base_url = base_url.trim_end_matches('/');
-        reqwest::Url::parse(base_url)
-            .map_err(|e| SetupError(format!("invalid base url `{base_url}`: {e}")))?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            // Bounded separately so that a connect that cannot finish is reported as one
-            // (`Unreachable`: safe to try another provider) rather than as a lost answer.
-            .connect_timeout(timeout)
-            // A redirect would turn a POST into a GET and lose the body: a misconfigured URL
-            // should fail loudly instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mercato-payments/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SetupError(format!("building the http client failed: {e}")))?;
+        let (client, base_url) = super::http::client("stripe", base_url, timeout)?;
         Ok(Self {
             client,
-            base_url: base_url.to_owned(),
+            base_url,
             secret_key: secret_key.into(),
             webhook_secret: None,
         })
@@ -111,12 +95,12 @@ impl Stripe {
             .body(body)
             .send()
             .await
-            .map_err(|e| network_error(what, &e))?;
+            .map_err(|e| super::http::network_error("stripe", what, &e))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| network_error(what, &e))?;
+            .map_err(|e| super::http::network_error("stripe", what, &e))?;
         if !status.is_success() {
             return Err(status_error(what, status, &bytes));
         }
@@ -364,26 +348,6 @@ fn expect_status(intent: &Object, expected: &str, what: &str) -> Result<(), Prov
             intent.id,
             other.unwrap_or("(none)")
         ))),
-    }
-}
-
-/// No answer. A failed connect (refused, DNS, TLS handshake, connect timeout) happens before
-/// a byte of the request is sent, so nothing was charged: `Unreachable`. Anything later (a
-/// timeout while waiting for the answer, a reset) may have reached Stripe: `Unavailable`.
-fn network_error(what: &str, error: &reqwest::Error) -> ProviderError {
-    let mut message = format!("{what}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if error.is_connect() {
-        ProviderError::Unreachable(message)
-    } else if error.is_timeout() {
-        ProviderError::Unavailable(format!("{what}: stripe did not answer in time"))
-    } else {
-        ProviderError::Unavailable(message)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Payments through its HTTP app, on SQLite and (with `TEST_DATABASE_URL`) PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
+mod braintree;
 mod card_data;
+mod fake_braintree;
 mod fake_paypal;
 mod fake_stripe;
 mod intents;

@@ -204,3 +204,39 @@ async fn paypal_serves_the_currencies_routed_to_it() {
         assert_eq!(euro.body["provider"], "test");
     }
 }
+
+#[tokio::test]
+async fn braintree_serves_large_payments_routed_to_it() {
+    let fake = crate::fake_braintree::FakeBraintree::start().await;
+    let mut config = Config::default();
+    config.braintree_public_key = Some(crate::fake_braintree::PUBLIC_KEY.to_owned());
+    config.braintree_private_key = Some(crate::fake_braintree::PRIVATE_KEY.to_owned().into());
+    config.braintree_api_base = fake.url.clone();
+    config.payments_routes = "amount>=100000:braintree,test; *:test".into();
+    config.payments_provider_timeout_ms = 1000;
+    for app in start(config).await {
+        let before = fake.charges();
+        let created = app.post_json("/api/v1/payments", json!({"amount": 150_000, "currency": "USD", "payment_method": card("4242424242424242"), "customer_email": "big@example.com"})).await;
+        assert_eq!(
+            created.body["provider"], "braintree",
+            "{}: {}",
+            app.label, created.body
+        );
+        let paid = app
+            .post_json(
+                &format!(
+                    "/api/v1/payments/{}/process",
+                    created.body["id"].as_str().unwrap()
+                ),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            paid.body["status"], "succeeded",
+            "{}: {}",
+            app.label, paid.body
+        );
+        assert_eq!(paid.body["provider"], "braintree");
+        assert_eq!(fake.charges() - before, 1);
+    }
+}
