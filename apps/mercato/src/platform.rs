@@ -355,13 +355,59 @@ async fn seed_demo(shared: &Shared) -> anyhow::Result<()> {
         .context("counting catalog products")?;
     if existing == 0 {
         let report = mercato_catalog::seed::seed(&db, DEMO_PRODUCTS, |_| {}).await?;
+        let stock: Vec<(String, i64)> =
+            mercato_store::sqlx::query_as("SELECT sku, available FROM variants ORDER BY sku")
+                .fetch_all(db.pool())
+                .await
+                .context("reading the demo variants")?;
+        let received = receive_demo_stock(shared, &stock).await?;
         println!(
-            "demo shop: {} products in {} categories",
+            "demo shop: {} products in {} categories, {received} units in stock",
             report.products, report.categories
         );
     }
     db.close().await;
     Ok(())
+}
+
+/// Receives the seeded variants' stock into the demo warehouse, through the inventory ledger
+/// (whose events then confirm the same figures to catalog), so the shop can sell them.
+async fn receive_demo_stock(shared: &Shared, stock: &[(String, i64)]) -> anyhow::Result<i64> {
+    use mercato_inventory::ledger::{Adjustment, Change, Ledger};
+    let db = shared
+        .open_db(info("inventory")?, &mercato_inventory::MIGRATOR)
+        .await?;
+    let warehouse = mercato_inventory::store::WarehouseRow::new(
+        "MAIN",
+        "Main warehouse",
+        "DE",
+        1,
+        mercato_store::now_micros(),
+    );
+    let mut conn = db.pool().acquire().await?;
+    mercato_inventory::store::insert_warehouse(&mut conn, &warehouse)
+        .await
+        .context("creating the demo warehouse")?;
+    drop(conn);
+    let ledger = Ledger::new(db.clone(), shared.config.inventory_low_stock_threshold);
+    let mut received = 0;
+    for (sku, units) in stock.iter().filter(|(_, units)| *units > 0) {
+        let adjustment = Adjustment {
+            sku: sku.clone(),
+            warehouse_id: warehouse.id.clone(),
+            change: Change::Delta(*units),
+            kind: mercato_inventory::domain::MovementKind::Receipt,
+            reference: Some("demo".to_owned()),
+            note: None,
+        };
+        ledger
+            .adjust(&adjustment, "system")
+            .await
+            .with_context(|| format!("receiving demo stock of {sku}"))?;
+        received += units;
+    }
+    db.close().await;
+    Ok(received)
 }
 
 /// `mercato seed --products N`: generates a catalog straight into the catalog database.

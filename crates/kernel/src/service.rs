@@ -190,13 +190,31 @@ impl Service {
     ) -> Self {
         let readiness = Readiness::new(info.name).with_db_and_bus(ctx.db.clone(), ctx.bus.clone());
         let doc = Arc::new(openapi.clone());
-        let router = api.merge(readiness.clone().routes()).route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        );
+        let about = serde_json::json!({
+            "service": info.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "health": "/health",
+            "ready": "/ready",
+            "openapi": "/openapi.json",
+        });
+        let router = api
+            .merge(readiness.clone().routes())
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc.as_ref().clone()) }
+                }),
+            )
+            // What a service served alone answers at its root (behind the gateway, `/` is
+            // the gateway's own).
+            .route(
+                "/",
+                axum::routing::get(move || {
+                    let about = about.clone();
+                    async move { axum::Json(about) }
+                }),
+            );
         let stack = crate::http::Stack {
             service: info.name,
             body_limit: ctx.config.mercato_body_limit_bytes,

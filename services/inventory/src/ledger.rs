@@ -530,6 +530,21 @@ impl Ledger {
         .await)
     }
 
+    /// Publishes the stock of every SKU kept in `warehouse_id`, whose available units changed
+    /// because the warehouse was switched on or off.
+    pub async fn warehouse_changed(&self, warehouse_id: &str) -> Result<usize, LedgerError> {
+        retrying!(self.db, |tx| async {
+            let now = now_micros();
+            let skus = store::skus_in(&mut tx, warehouse_id).await?;
+            for sku in &skus {
+                store::lock_sku(&mut tx, sku, now).await?;
+                self.publish_stock(&mut tx, sku).await?;
+            }
+            Ok::<_, LedgerError>(skus.len())
+        }
+        .await)
+    }
+
     /// Writes the SKU's totals to the outbox and fires or re-arms its low-stock alert.
     async fn publish_stock(&self, tx: &mut Tx, sku: &str) -> Result<(), LedgerError> {
         let totals = store::totals(tx, sku).await?;

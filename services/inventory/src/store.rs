@@ -301,6 +301,14 @@ pub async fn candidates(conn: &mut AnyConnection, sku: &str) -> sqlx::Result<Vec
         .collect())
 }
 
+/// SKUs with a stock row in `warehouse_id`, sorted (the order SKU locks are taken in).
+pub async fn skus_in(conn: &mut AnyConnection, warehouse_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT sku FROM stock_levels WHERE warehouse_id = $1 ORDER BY sku")
+        .bind(warehouse_id)
+        .fetch_all(conn)
+        .await
+}
+
 /// Creates the (empty) stock row of a SKU in a warehouse when missing.
 pub async fn ensure_level(
     conn: &mut AnyConnection,

@@ -356,6 +356,20 @@ async fn up_with_demo_starts_with_a_searchable_shop() {
         client: reqwest::Client::new(),
     };
     assert!(search_total(&platform).await > 0);
+    // The demo stock went through the inventory ledger.
+    let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args(["inventory", "verify", "--data-dir", &data])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let levels: u64 = stdout
+        .split("inventory: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(levels > 100, "{stdout}");
 }
 
 /// Logs the bootstrap admin in and returns a token.

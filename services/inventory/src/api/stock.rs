@@ -4,7 +4,7 @@
 //! A SKU containing `/` is sent percent-encoded (`%2F`) in a path; the SKUs `low` and `stream`
 //! can only be read with `?skus=`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -522,21 +522,47 @@ async fn stream_stock(
     // seconds); `last` keeps each stream to changes.
     let last: HashMap<String, i64> = first.iter().map(|t| (t.sku.clone(), t.available)).collect();
     let stream = futures::stream::unfold(
-        (first.into_iter(), receiver, last),
-        |(mut first, mut receiver, mut last)| async move {
-            if let Some(tick) = first.next() {
-                return Some((tick_event(&tick), (first, receiver, last)));
-            }
+        (
+            VecDeque::from(first),
+            receiver,
+            last,
+            state.ledger.db().clone(),
+        ),
+        |(mut queue, mut receiver, mut last, db)| async move {
             loop {
+                if let Some(tick) = queue.pop_front() {
+                    return Some((tick_event(&tick), (queue, receiver, last, db)));
+                }
                 match receiver.recv().await {
-                    Ok(tick) => match last.get_mut(&tick.sku) {
-                        Some(sent) if *sent != tick.available => {
+                    Ok(tick) => {
+                        if let Some(sent) = last.get_mut(&tick.sku)
+                            && *sent != tick.available
+                        {
                             *sent = tick.available;
-                            return Some((tick_event(&tick), (first, receiver, last)));
+                            queue.push_back(tick);
                         }
-                        _ => {}
-                    },
-                    Err(RecvError::Lagged(_)) => {}
+                    }
+                    // Changes were dropped while this stream was slow: read its SKUs again
+                    // rather than show a stale level until their next change.
+                    Err(RecvError::Lagged(_)) => {
+                        for (sku, sent) in &mut last {
+                            let Ok(mut conn) = db.pool().acquire().await else {
+                                break;
+                            };
+                            let Ok(totals) = store::totals(&mut conn, sku).await else {
+                                continue;
+                            };
+                            let available = totals.available.max(0);
+                            if *sent != available {
+                                *sent = available;
+                                queue.push_back(StockTick {
+                                    sku: sku.clone(),
+                                    available,
+                                    in_stock: available > 0,
+                                });
+                            }
+                        }
+                    }
                     Err(RecvError::Closed) => return None,
                 }
             }

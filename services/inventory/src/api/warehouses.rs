@@ -271,10 +271,16 @@ async fn update_warehouse(
     let mut row = store::find_warehouse(&mut conn, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("warehouse"))?;
+    let was_active = row.active;
     apply(req, &mut row)?;
     row.updated_at = now_micros();
     store::update_warehouse(&mut conn, &row)
         .await
         .map_err(code_taken)?;
+    drop(conn);
+    if row.active != was_active {
+        state.ledger.warehouse_changed(&row.id).await?;
+        state.feed.poke();
+    }
     Ok(axum::Json(row.into()))
 }

@@ -67,6 +67,11 @@ async fn lines_go_to_the_first_warehouse_that_ships_them_whole_else_split_by_pri
         .await;
         let short = reserve(&app, "ord_3", &[("C", 1)]).await;
         assert_eq!(short.status, StatusCode::CONFLICT);
+        // Catalog hears that C can no longer be sold.
+        let updates = app.outbox("inventory.stock.updated").await;
+        let last_c = updates.iter().rev().find(|e| e["subject"] == "C").unwrap();
+        assert_eq!(last_c["data"]["available"], 0, "{}", app.label);
+        assert_eq!(last_c["data"]["on_hand"], 3);
         assert_ledger_holds(&app).await;
     }
 }

@@ -368,3 +368,14 @@ async fn a_timed_out_charge_is_retried_with_the_same_key_and_charges_once() {
         assert_eq!(attempts[1]["outcome"], "succeeded");
     }
 }
+
+#[tokio::test]
+async fn the_root_and_health_describe_the_service() {
+    for app in apps().await {
+        let root = app.get_public("/").await;
+        assert_eq!(root.status, StatusCode::OK);
+        assert_eq!(root.body["service"], "payments");
+        assert_eq!(root.body["health"], "/health");
+        assert_eq!(app.get_public("/health").await.status, StatusCode::OK);
+    }
+}
