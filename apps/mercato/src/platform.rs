@@ -198,6 +198,7 @@ impl Shared {
 /// `mercato up`: every service in-process behind the gateway, on one port; with `demo`, an
 /// empty catalog is first seeded with a demo shop.
 pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
+    mercato_gateway::validate(&config)?;
     let listener = server::bind(addr).await?;
     let shared = Shared::open(config).await?;
     if demo {
@@ -236,6 +237,9 @@ pub async fn serve(
     port: Option<u16>,
 ) -> anyhow::Result<()> {
     let info = info(name)?;
+    if name == "gateway" {
+        mercato_gateway::validate(&config)?;
+    }
     let addr = SocketAddr::new(host, port.unwrap_or_else(|| config.port_of(info)));
     let listener = server::bind(addr).await?;
     let shared = Shared::open(config).await?;

@@ -124,6 +124,14 @@ pub struct Config {
     pub gateway_keep_alive_ms: u64,
     /// Requests slower than this are logged (`GATEWAY_SLOW_REQUEST_THRESHOLD_MS`).
     pub gateway_slow_request_threshold_ms: u64,
+    /// Requests per second one client may make to the API (`GATEWAY_RATE_LIMIT_RPS`); 0 turns
+    /// rate limiting off.
+    pub gateway_rate_limit_rps: u32,
+    /// Requests one client may make at once above the rate (`GATEWAY_RATE_LIMIT_BURST`).
+    pub gateway_rate_limit_burst: u32,
+    /// Budgets of route groups, `group=rate/burst` separated by `;` (`GATEWAY_RATE_LIMITS`),
+    /// e.g. `auth=5/20`; the group is the first segment after `/api/v1/`.
+    pub gateway_rate_limits: String,
     /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
     pub cdn_base_url: Option<String>,
     /// Available units at or below which a SKU without its own threshold is low on stock
@@ -208,6 +216,9 @@ impl Default for Config {
             gateway_max_free_sockets: 256,
             gateway_keep_alive_ms: 5000,
             gateway_slow_request_threshold_ms: 500,
+            gateway_rate_limit_rps: 100,
+            gateway_rate_limit_burst: 200,
+            gateway_rate_limits: "auth=5/20".to_owned(),
             cdn_base_url: None,
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,

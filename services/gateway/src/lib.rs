@@ -10,6 +10,7 @@ mod health;
 mod metrics;
 mod openapi;
 mod proxy;
+mod ratelimit;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +71,19 @@ struct AppState {
     docs: Arc<Docs>,
 }
 
+/// Checks the gateway's settings before anything starts, so a typo fails fast rather than
+/// leaving a route unlimited.
+pub fn validate(config: &Config) -> anyhow::Result<()> {
+    ratelimit::RateLimits::new(
+        config.gateway_rate_limit_rps,
+        config.gateway_rate_limit_burst,
+        &config.gateway_rate_limits,
+        Arc::new(Authenticator::default()),
+    )
+    .map(drop)
+    .map_err(|e| anyhow::anyhow!("GATEWAY_RATE_LIMITS: {e}"))
+}
+
 /// The complete gateway app, with the kernel's middleware stack applied.
 pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>) -> Router {
     let metrics = Arc::new(GatewayMetrics::new(upstreams.iter().map(|u| u.info.name)));
@@ -128,6 +142,25 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
         .route("/.well-known/{*path}", get(proxy_well_known))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
+    let limits = ratelimit::RateLimits::new(
+        config.gateway_rate_limit_rps,
+        config.gateway_rate_limit_burst,
+        &config.gateway_rate_limits,
+        auth.clone(),
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!(error = %e, "GATEWAY_RATE_LIMITS is malformed; only the default budget applies");
+        ratelimit::RateLimits::new(
+            config.gateway_rate_limit_rps,
+            config.gateway_rate_limit_burst,
+            "",
+            auth.clone(),
+        )
+        .unwrap_or_else(|_| unreachable!("an empty group list parses"))
+    });
+    let limits = Arc::new(limits);
+    ratelimit::spawn_pruning(&limits);
+    let app = app.layer(middleware::from_fn_with_state(limits, ratelimit::limit));
     let stack = Stack {
         service: "gateway",
         body_limit: config.mercato_body_limit_bytes,

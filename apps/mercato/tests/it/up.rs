@@ -126,6 +126,26 @@ async fn a_taken_port_fails_fast_with_a_clear_message() {
     );
 }
 
+#[test]
+fn a_malformed_rate_limit_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mercato"))
+        .args([
+            "up",
+            "--port",
+            &crate::free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("GATEWAY_RATE_LIMITS", "auth=five/10")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("GATEWAY_RATE_LIMITS"), "{stderr}");
+}
+
 #[tokio::test]
 async fn an_unwritable_data_dir_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();

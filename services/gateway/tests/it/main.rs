@@ -3,5 +3,6 @@
 mod endpoints;
 mod health;
 mod in_process;
+mod rate_limits;
 mod remote;
 mod support;
