@@ -132,6 +132,9 @@ pub struct Config {
     /// Budgets of route groups, `group=rate/burst` separated by `;` (`GATEWAY_RATE_LIMITS`),
     /// e.g. `auth=5/20`; the group is the first segment after `/api/v1/`.
     pub gateway_rate_limits: String,
+    /// Origins browsers may call the API from, comma-separated, or `*` (`GATEWAY_CORS_ORIGINS`);
+    /// empty: no cross-origin access.
+    pub gateway_cors_origins: String,
     /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
     pub cdn_base_url: Option<String>,
     /// Available units at or below which a SKU without its own threshold is low on stock
@@ -219,6 +222,7 @@ impl Default for Config {
             gateway_rate_limit_rps: 100,
             gateway_rate_limit_burst: 200,
             gateway_rate_limits: "auth=5/20".to_owned(),
+            gateway_cors_origins: String::new(),
             cdn_base_url: None,
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,

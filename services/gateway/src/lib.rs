@@ -6,6 +6,7 @@
 //! answers `/health` (aggregated), `/metrics` (JSON), `/metrics/prometheus`, `/openapi.json`
 //! (merged), `/docs` (Swagger UI), `/` and `/assets/*`.
 
+mod edge;
 mod health;
 mod metrics;
 mod openapi;
@@ -80,8 +81,10 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         &config.gateway_rate_limits,
         Arc::new(Authenticator::default()),
     )
-    .map(drop)
-    .map_err(|e| anyhow::anyhow!("GATEWAY_RATE_LIMITS: {e}"))
+    .map_err(|e| anyhow::anyhow!("GATEWAY_RATE_LIMITS: {e}"))?;
+    edge::cors(&config.gateway_cors_origins)
+        .map_err(|e| anyhow::anyhow!("GATEWAY_CORS_ORIGINS: {e}"))?;
+    Ok(())
 }
 
 /// The complete gateway app, with the kernel's middleware stack applied.
@@ -161,6 +164,11 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
     let limits = Arc::new(limits);
     ratelimit::spawn_pruning(&limits);
     let app = app.layer(middleware::from_fn_with_state(limits, ratelimit::limit));
+    let cors = edge::cors(&config.gateway_cors_origins).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "GATEWAY_CORS_ORIGINS is malformed; no cross-origin access");
+        None
+    });
+    let app = edge::apply(app, cors);
     let stack = Stack {
         service: "gateway",
         body_limit: config.mercato_body_limit_bytes,

@@ -1,5 +1,6 @@
 //! Gateway integration tests: one binary, one module per area.
 
+mod edge;
 mod endpoints;
 mod health;
 mod in_process;
