@@ -1,9 +1,11 @@
-//! What every answer of the gateway carries for browsers: security headers, and CORS for the
-//! origins the configuration names.
+//! What every answer of the gateway carries for browsers: security headers, CORS for the
+//! origins the configuration names, and gzip or brotli compression of text bodies when the
+//! client accepts it (event streams and small bodies are left alone).
 
 use axum::Router;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -72,8 +74,9 @@ pub(crate) fn cors(origins: &str) -> Result<Option<CorsLayer>, String> {
     Ok(Some(layer))
 }
 
-/// Applies the security headers and, when configured, CORS.
+/// Applies compression, the security headers and, when configured, CORS.
 pub(crate) fn apply(mut app: Router, cors: Option<CorsLayer>) -> Router {
+    app = app.layer(CompressionLayer::new());
     if let Some(cors) = cors {
         app = app.layer(cors);
     }

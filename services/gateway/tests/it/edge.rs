@@ -91,3 +91,24 @@ async fn browsers_of_the_configured_origins_may_call_the_api_and_others_not() {
     bad.gateway_cors_origins = "shop.example.com/".into();
     assert!(mercato_gateway::validate(&bad).is_err());
 }
+
+#[tokio::test]
+async fn text_answers_are_compressed_for_clients_that_accept_it() {
+    let fake = Fake::new("things");
+    let app = gateway(&config(), vec![in_process(&THINGS, &fake, "things")]);
+    let plain = get(&app, "/openapi.json").await;
+    assert_eq!(plain.header("content-encoding"), "");
+    for encoding in ["gzip", "br"] {
+        let request = Request::get("/openapi.json")
+            .header("accept-encoding", encoding)
+            .body(Body::empty())
+            .expect("a valid request");
+        let answer = send(&app, request).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-encoding"), encoding);
+        assert!(
+            answer.body.len() < plain.body.len(),
+            "{encoding} is smaller"
+        );
+    }
+}
