@@ -511,17 +511,18 @@ fn country(field: &str, raw: Option<String>, errors: &mut Vec<FieldError>) -> Op
     }
 }
 
-/// The buyer's address as the gateway saw it: the first `X-Forwarded-For` entry.
+/// The buyer's address as the gateway saw it: the last `X-Forwarded-For` entry, the one the
+/// gateway appended. Earlier entries come from the client and could be anything, which would
+/// let a fraudster step around IP velocity checks.
 fn client_ip(headers: &HeaderMap) -> Option<String> {
-    let first = headers
+    let last = headers
         .get("x-forwarded-for")?
         .to_str()
         .ok()?
-        .split(',')
+        .rsplit(',')
         .next()?
         .trim();
-    first
-        .parse::<std::net::IpAddr>()
+    last.parse::<std::net::IpAddr>()
         .ok()
         .map(|ip| ip.to_string())
 }
@@ -1064,4 +1065,19 @@ async fn analytics(
     let report =
         crate::reports::report(state.engine.db(), mercato_store::now_micros(), days).await?;
     Ok(axum::Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_ip_is_the_one_the_gateway_appended() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_ip(&headers), None);
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        assert_eq!(client_ip(&headers).as_deref(), Some("203.0.113.7"));
+        headers.insert("x-forwarded-for", "not-an-ip".parse().unwrap());
+        assert_eq!(client_ip(&headers), None);
+    }
 }
