@@ -61,6 +61,18 @@ pub fn is_iso4217(code: &str) -> bool {
     ISO_4217.binary_search(&code).is_ok()
 }
 
+/// Digits after the decimal point of an ISO 4217 currency's minor unit: 0 for JPY, KRW and
+/// the like, 3 for the Gulf dinars, else 2. Amounts are stored in minor units; providers
+/// that want decimal strings need this.
+pub fn minor_unit_exponent(code: &str) -> u32 {
+    match code {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -176,6 +188,7 @@ mod tests {
         );
         assert!(is_iso4217("EUR") && is_iso4217("JPY"));
         assert!(!is_iso4217("ABC") && !is_iso4217("eur"));
+        assert_eq!(["EUR", "JPY", "KWD"].map(minor_unit_exponent), [2, 0, 3]);
     }
 
     fn eur(amount: i64) -> Money {

@@ -67,6 +67,18 @@ pub fn postgres_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// A benchmark's numeric knob from the environment (`BENCH_SECONDS`, `BENCH_CONCURRENCY`…),
+/// or `default`; a value that is not a number stops the run rather than being ignored.
+pub fn bench_setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number, got `{v}`"))
+        })
+        .unwrap_or(default)
+}
+
 /// Every database a store test should run against, each fresh and migrated.
 pub async fn databases(migrator: &Migrator) -> Vec<TestDb> {
     let mut all = vec![TestDb::sqlite(migrator).await];

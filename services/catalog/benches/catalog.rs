@@ -38,10 +38,7 @@ fn main() {
 }
 
 async fn run() {
-    let products: usize = std::env::var("BENCH_PRODUCTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let products = mercato_store::testing::bench_setting("BENCH_PRODUCTS", 100_000) as usize;
     let test_db = match postgres_url() {
         Some(base) => TestDb::postgres(&base, &mercato_catalog::MIGRATOR).await,
         None => TestDb::sqlite(&mercato_catalog::MIGRATOR).await,

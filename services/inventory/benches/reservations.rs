@@ -23,7 +23,7 @@ use mercato_inventory::domain::MovementKind;
 use mercato_inventory::ledger::{Adjustment, Change, Ledger, NewReservation, Want};
 use mercato_inventory::store::{self, WarehouseRow};
 use mercato_store::now_micros;
-use mercato_store::testing::{TestDb, postgres_url};
+use mercato_store::testing::{TestDb, bench_setting, postgres_url};
 
 const SKUS: usize = 1_000;
 const STOCK: i64 = 10_000_000;
@@ -47,16 +47,9 @@ fn main() {
     runtime.block_on(run());
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
-        .unwrap_or(default)
-}
-
 async fn run() {
-    let seconds = env_or("BENCH_SECONDS", 10);
-    let clients = env_or("BENCH_CONCURRENCY", 8) as usize;
+    let seconds = bench_setting("BENCH_SECONDS", 10);
+    let clients = bench_setting("BENCH_CONCURRENCY", 8) as usize;
     println!(
         "inventory reservation benchmark: {SKUS} SKUs x 2 warehouses, {clients} tasks, \
          {seconds} s per scenario"

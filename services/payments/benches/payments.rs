@@ -15,7 +15,7 @@ use mercato_payments::providers::test::TestProvider;
 use mercato_payments::providers::{CardDetails, CardRef};
 use mercato_payments::risk::Thresholds;
 use mercato_payments::routing::{Breakers, Routes};
-use mercato_store::testing::{TestDb, postgres_url};
+use mercato_store::testing::{TestDb, bench_setting, postgres_url};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -25,16 +25,9 @@ fn main() {
     runtime.block_on(run());
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
-        .unwrap_or(default)
-}
-
 async fn run() {
-    let seconds = env_or("BENCH_SECONDS", 10);
-    let clients = env_or("BENCH_CONCURRENCY", 8) as usize;
+    let seconds = bench_setting("BENCH_SECONDS", 10);
+    let clients = bench_setting("BENCH_CONCURRENCY", 8) as usize;
     println!(
         "payments benchmark: create + process with the test provider, {clients} tasks, {seconds} s"
     );

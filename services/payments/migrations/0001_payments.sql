@@ -1,19 +1,20 @@
 -- Payment intents, every provider call made for them, refunds, and card tokens.
--- No card number or CVC is ever stored: a card is its token, brand, last four digits and
--- expiry, plus the provider's own id for it when the provider vaulted it.
+-- No card number or CVC is ever stored: a card is its token, brand, last four digits,
+-- expiry and a keyed fingerprint; what providers hold for it is in `card_vaults`.
 CREATE TABLE card_tokens (
     token TEXT PRIMARY KEY,
     brand TEXT NOT NULL,
     last4 TEXT NOT NULL,
     exp_month BIGINT NOT NULL,
     exp_year BIGINT NOT NULL,
-    -- Provider that vaulted the card and its id there (e.g. a Stripe PaymentMethod).
-    provider TEXT,
-    provider_method TEXT,
+    -- HMAC-SHA256 of the number under the service's fingerprint key: the same card is
+    -- recognised across tokens (velocity, blocklists) without anything that gives it back.
+    fingerprint TEXT NOT NULL,
     -- Who tokenized it.
     owner TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
+CREATE INDEX card_tokens_fingerprint ON card_tokens (fingerprint);
 
 CREATE TABLE payments (
     id TEXT PRIMARY KEY,

@@ -1,11 +1,5 @@
 -- Risk scoring, provider failover and inbound webhooks.
 
--- A keyed hash of the card number (HMAC-SHA256 with the service's fingerprint key), so the
--- same card is recognised across tokens for velocity checks and blocklists without storing
--- the number.
-ALTER TABLE card_tokens ADD COLUMN fingerprint TEXT;
-CREATE INDEX card_tokens_fingerprint ON card_tokens (fingerprint);
-
 -- The card vaulted at each provider that keeps cards, so a payment can fail over.
 CREATE TABLE card_vaults (
     token TEXT NOT NULL REFERENCES card_tokens (token),

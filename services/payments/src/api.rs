@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use chrono::Datelike;
-use mercato_kernel::auth::{Claims, Role};
+use mercato_kernel::auth::{Claims, RequireRole, Role, Staff};
 use mercato_kernel::error::Problem;
 use mercato_kernel::id::parse_id;
 use mercato_kernel::idempotency::{self, Idempotency};
@@ -680,14 +680,6 @@ pub struct CaptureRequest {
     pub amount: Option<i64>,
 }
 
-fn require_staff(claims: &Claims) -> Result<(), ApiError> {
-    if claims.has_role(Role::Staff) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("this needs the staff role"))
-    }
-}
-
 /// Capture an authorized payment, fully or partly (staff).
 #[utoipa::path(
     post, path = "/api/v1/payments/{id}/capture", tag = "payments",
@@ -698,12 +690,11 @@ fn require_staff(claims: &Claims) -> Result<(), ApiError> {
 )]
 async fn capture_payment(
     State(state): State<AppState>,
-    claims: Claims,
+    RequireRole(claims, _): RequireRole<Staff>,
     Path(id): Path<String>,
     body: Option<Json<CaptureRequest>>,
 ) -> Result<axum::Json<PaymentResponse>, ApiError> {
     payment_id(&id)?;
-    require_staff(&claims)?;
     let amount = body.and_then(|Json(b)| b.amount);
     if amount.is_some_and(|a| a <= 0) {
         return Err(ApiError::invalid_field(
@@ -755,12 +746,11 @@ pub struct RefundRequest {
 )]
 async fn refund_payment(
     State(state): State<AppState>,
-    claims: Claims,
+    RequireRole(claims, _): RequireRole<Staff>,
     Path(id): Path<String>,
     body: Option<Json<RefundRequest>>,
 ) -> Result<(StatusCode, axum::Json<RefundResponse>), ApiError> {
     payment_id(&id)?;
-    require_staff(&claims)?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     if req.amount.is_some_and(|a| !(1..=MAX_AMOUNT).contains(&a)) {
         return Err(ApiError::invalid_field(
@@ -846,12 +836,11 @@ pub struct ReviewRequest {
 )]
 async fn review_payment(
     State(state): State<AppState>,
-    claims: Claims,
+    RequireRole(claims, _): RequireRole<Staff>,
     Path(id): Path<String>,
     Json(req): Json<ReviewRequest>,
 ) -> Result<axum::Json<PaymentResponse>, ApiError> {
     payment_id(&id)?;
-    require_staff(&claims)?;
     let approve = match req.decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -914,9 +903,8 @@ impl From<BlockRow> for BlockResponse {
 )]
 async fn list_blocklist(
     State(state): State<AppState>,
-    claims: Claims,
+    _: RequireRole<Staff>,
 ) -> Result<axum::Json<Vec<BlockResponse>>, ApiError> {
-    require_staff(&claims)?;
     let rows = store::blocklist(&mut *state.engine.db().pool().acquire().await?).await?;
     Ok(axum::Json(rows.into_iter().map(Into::into).collect()))
 }
@@ -930,18 +918,18 @@ async fn list_blocklist(
 )]
 async fn add_to_blocklist(
     State(state): State<AppState>,
-    claims: Claims,
+    RequireRole(claims, _): RequireRole<Staff>,
     Json(req): Json<BlockRequest>,
 ) -> Result<(StatusCode, axum::Json<BlockResponse>), ApiError> {
-    require_staff(&claims)?;
     let value = req.value.trim().to_ascii_lowercase();
     let mut conn = state.engine.db().pool().acquire().await?;
     let value = match req.kind.as_str() {
         "email" if value.contains('@') && value.len() <= 254 => value,
         "email_domain" if !value.is_empty() && value.len() <= 253 && !value.contains('@') => value,
         "ip" if value.parse::<std::net::IpAddr>().is_ok() => value,
-        "card" => store::fingerprint_of(&mut conn, req.value.trim())
+        "card" => store::find_card(&mut conn, req.value.trim())
             .await?
+            .map(|card| card.fingerprint)
             .ok_or_else(|| {
                 ApiError::invalid_field("value", "unknown_token", "no such card token")
             })?,
@@ -987,10 +975,9 @@ async fn add_to_blocklist(
 )]
 async fn remove_from_blocklist(
     State(state): State<AppState>,
-    claims: Claims,
+    _: RequireRole<Staff>,
     Path((kind, value)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_staff(&claims)?;
     let mut conn = state.engine.db().pool().acquire().await?;
     if store::delete_block(&mut conn, &kind, &value.to_ascii_lowercase()).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -1054,10 +1041,9 @@ pub struct AnalyticsQuery {
 )]
 async fn analytics(
     State(state): State<AppState>,
-    claims: Claims,
+    _: RequireRole<Staff>,
     mercato_kernel::Query(query): mercato_kernel::Query<AnalyticsQuery>,
 ) -> Result<axum::Json<crate::reports::Report>, ApiError> {
-    require_staff(&claims)?;
     let days = query.days.unwrap_or(30);
     if !(1..=366).contains(&days) {
         return Err(ApiError::invalid_field("days", "out_of_range", "1 to 366"));

@@ -268,15 +268,12 @@ impl Engine {
             last4: card.last4.clone(),
             exp_month: i64::from(card.exp_month),
             exp_year: i64::from(card.exp_year),
-            provider: None,
-            provider_method: None,
+            fingerprint: self.fingerprint(&details.number),
             owner: caller.id.clone(),
             created_at: now_micros(),
         };
-        let fingerprint = self.fingerprint(&details.number);
         let mut tx = self.db.begin().await?;
         store::insert_card(&mut tx, &row).await?;
-        store::set_fingerprint(&mut tx, &row.token, &fingerprint).await?;
         for (provider, method) in vaults {
             store::insert_vault(&mut tx, &row.token, provider, &method).await?;
         }
@@ -334,17 +331,11 @@ impl Engine {
         } else {
             Status::RequiresPaymentMethod
         };
-        let fingerprint = match &card {
-            Some(c) => {
-                store::fingerprint_of(&mut *self.db.pool().acquire().await?, &c.token).await?
-            }
-            None => None,
-        };
         let risk_inputs = RiskRow {
             ip: new.ip.clone(),
             billing_country: new.billing_country.clone(),
             shipping_country: new.shipping_country.clone(),
-            fingerprint,
+            fingerprint: card.as_ref().map(|c| c.fingerprint.clone()),
             ..RiskRow::default()
         };
         let row = PaymentRow {
@@ -469,14 +460,12 @@ impl Engine {
                 });
             }
             let card = self.resolve_method(&method, caller).await?;
-            let fingerprint =
-                store::fingerprint_of(&mut *self.db.pool().acquire().await?, &card.token).await?;
             let mut conn = self.db.pool().acquire().await?;
             if !store::attach_card(&mut conn, id, &card.token, now_micros()).await? {
                 return Err(PaymentError::InFlight);
             }
             let inputs = RiskRow {
-                fingerprint,
+                fingerprint: Some(card.fingerprint),
                 ..payment.risk.clone()
             };
             store::set_risk_inputs(&mut conn, id, &inputs).await?;

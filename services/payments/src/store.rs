@@ -10,8 +10,7 @@ pub struct CardRow {
     pub last4: String,
     pub exp_month: i64,
     pub exp_year: i64,
-    pub provider: Option<String>,
-    pub provider_method: Option<String>,
+    pub fingerprint: String,
     pub owner: String,
     pub created_at: i64,
 }
@@ -19,16 +18,15 @@ pub struct CardRow {
 /// Stores a card token.
 pub async fn insert_card(conn: &mut AnyConnection, c: &CardRow) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO card_tokens (token, brand, last4, exp_month, exp_year, provider, \
-         provider_method, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO card_tokens (token, brand, last4, exp_month, exp_year, fingerprint, owner, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&c.token)
     .bind(&c.brand)
     .bind(&c.last4)
     .bind(c.exp_month)
     .bind(c.exp_year)
-    .bind(&c.provider)
-    .bind(&c.provider_method)
+    .bind(&c.fingerprint)
     .bind(&c.owner)
     .bind(c.created_at)
     .execute(conn)
@@ -39,8 +37,8 @@ pub async fn insert_card(conn: &mut AnyConnection, c: &CardRow) -> sqlx::Result<
 /// One card token.
 pub async fn find_card(conn: &mut AnyConnection, token: &str) -> sqlx::Result<Option<CardRow>> {
     sqlx::query_as(
-        "SELECT token, brand, last4, exp_month, exp_year, provider, provider_method, owner, \
-         created_at FROM card_tokens WHERE token = $1",
+        "SELECT token, brand, last4, exp_month, exp_year, fingerprint, owner, created_at \
+         FROM card_tokens WHERE token = $1",
     )
     .bind(token)
     .fetch_optional(conn)
@@ -410,30 +408,6 @@ pub async fn vaults_of(
         .bind(token)
         .fetch_all(conn)
         .await
-}
-
-/// Sets a card token's fingerprint.
-pub async fn set_fingerprint(
-    conn: &mut AnyConnection,
-    token: &str,
-    fingerprint: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE card_tokens SET fingerprint = $2 WHERE token = $1")
-        .bind(token)
-        .bind(fingerprint)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// A card token's fingerprint.
-pub async fn fingerprint_of(conn: &mut AnyConnection, token: &str) -> sqlx::Result<Option<String>> {
-    let value: Option<Option<String>> =
-        sqlx::query_scalar("SELECT fingerprint FROM card_tokens WHERE token = $1")
-            .bind(token)
-            .fetch_optional(conn)
-            .await?;
-    Ok(value.flatten())
 }
 
 /// What risk rules and routing read of a payment beyond [`PaymentRow`].

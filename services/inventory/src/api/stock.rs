@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures::Stream;
-use mercato_kernel::auth::{Claims, RequireRole, Staff};
+use mercato_kernel::auth::{RequireRole, Staff};
 use mercato_kernel::error::Problem;
 use mercato_kernel::id::parse_id;
 use mercato_kernel::pagination::{Page, PageParams};
@@ -108,8 +108,7 @@ async fn view(state: &AppState, sku: &str) -> Result<Option<StockView>, ApiError
     let Some(known) = store::find_sku(&mut conn, sku).await? else {
         return Ok(None);
     };
-    let totals = store::totals(&mut conn, sku).await?;
-    let by_warehouse = store::levels(&mut conn, sku)
+    let by_warehouse: Vec<WarehouseStock> = store::levels(&mut conn, sku)
         .await?
         .into_iter()
         .map(|l| WarehouseStock {
@@ -127,9 +126,9 @@ async fn view(state: &AppState, sku: &str) -> Result<Option<StockView>, ApiError
         .collect();
     Ok(Some(StockView {
         sku: known.sku,
-        on_hand: totals.on_hand,
-        reserved: totals.reserved,
-        available: totals.available,
+        on_hand: by_warehouse.iter().map(|w| w.on_hand).sum(),
+        reserved: by_warehouse.iter().map(|w| w.reserved).sum(),
+        available: by_warehouse.iter().map(|w| w.available).sum(),
         low_stock_threshold: known.low_stock_threshold,
         by_warehouse,
     }))
@@ -319,7 +318,7 @@ async fn adjust_stock(
     Json(req): Json<AdjustmentRequest>,
 ) -> Result<(StatusCode, axum::Json<AdjustmentResponse>), ApiError> {
     let adjustment = parse_adjustment(req)?;
-    let movement = state.ledger.adjust(&adjustment, &actor(&claims)).await?;
+    let movement = state.ledger.adjust(&adjustment, &claims.sub).await?;
     state.feed.poke();
     let stock = view(&state, &adjustment.sku)
         .await?
@@ -331,10 +330,6 @@ async fn adjust_stock(
             stock,
         }),
     ))
-}
-
-fn actor(claims: &Claims) -> String {
-    claims.sub.clone()
 }
 
 /// A ledger row.

@@ -38,7 +38,7 @@ use sha1::{Digest, Sha1};
 
 use super::{
     CardDetails, Charge, ChargeRequest, Provider, ProviderError, RefundReceipt, WebhookError,
-    WebhookEvent, WebhookKind,
+    WebhookEvent, WebhookKind, decimal_amount,
 };
 
 /// Braintree's production API root.
@@ -585,37 +585,6 @@ fn first_child_id(subject: &str) -> Option<&str> {
     let end = start + subject[start..].find('>')?;
     let name = subject[start + 1..end].split_whitespace().next()?;
     child(element(subject, name)?, "id").map(str::trim)
-}
-
-/// Formats minor units as Braintree's decimal string, by the currency's ISO 4217 exponent
-/// (`1234` EUR → `"12.34"`, `1234` JPY → `"1234"`, `1234` KWD → `"1.234"`).
-pub fn decimal_amount(amount: i64, currency: &str) -> Result<String, ProviderError> {
-    if amount <= 0 {
-        return Err(ProviderError::Rejected(format!(
-            "amount must be positive, got {amount}"
-        )));
-    }
-    let exponent = currency_exponent(currency);
-    if exponent == 0 {
-        return Ok(amount.to_string());
-    }
-    let unit = 10_i64.pow(exponent);
-    Ok(format!(
-        "{}.{:0width$}",
-        amount / unit,
-        amount % unit,
-        width = exponent as usize
-    ))
-}
-
-/// Decimal places of an ISO 4217 currency (2 unless listed).
-fn currency_exponent(currency: &str) -> u32 {
-    match currency.to_ascii_uppercase().as_str() {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
 }
 
 /// A GraphQL response body.

@@ -233,5 +233,26 @@ pub trait Provider: Send + Sync + 'static {
     }
 }
 
+/// Minor units as the decimal string most provider APIs take, by the currency's ISO 4217
+/// exponent: 1234 EUR → `12.34`, 1234 JPY → `1234`, 1234 KWD → `1.234`.
+pub fn decimal_amount(minor: i64, currency: &str) -> Result<String, ProviderError> {
+    if minor <= 0 {
+        return Err(ProviderError::Rejected(format!(
+            "amount {minor} is not positive"
+        )));
+    }
+    let digits = mercato_kernel::money::minor_unit_exponent(currency);
+    if digits == 0 {
+        return Ok(minor.to_string());
+    }
+    let unit = 10_i64.pow(digits);
+    Ok(format!(
+        "{}.{:0width$}",
+        minor / unit,
+        minor % unit,
+        width = digits as usize
+    ))
+}
+
 /// Timeout of one provider HTTP call unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -608,26 +608,11 @@ fn path_id(id: &str) -> Result<&str, ProviderError> {
     }
 }
 
-/// Digits after the decimal point of `currency` (ISO 4217 minor unit).
-fn exponent(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    }
-}
-
 /// `minor` units of `currency` as PayPal's decimal string: 1234 EUR → `12.34`, 1500 JPY →
 /// `1500`, 1234 KWD → `1.234`.
 fn decimal_amount(minor: i64, currency: &str) -> Result<String, ProviderError> {
-    if minor <= 0 {
-        return Err(ProviderError::Rejected(format!(
-            "amount {minor} is not positive"
-        )));
-    }
     // PayPal takes whole units only for these, although ISO gives them two decimals.
-    if matches!(currency, "HUF" | "TWD") {
+    if matches!(currency, "HUF" | "TWD") && minor > 0 {
         return if minor % 100 == 0 {
             Ok((minor / 100).to_string())
         } else {
@@ -636,17 +621,7 @@ fn decimal_amount(minor: i64, currency: &str) -> Result<String, ProviderError> {
             )))
         };
     }
-    let digits = exponent(currency);
-    if digits == 0 {
-        return Ok(minor.to_string());
-    }
-    let unit = 10_i64.pow(digits);
-    Ok(format!(
-        "{}.{:0width$}",
-        minor / unit,
-        minor % unit,
-        width = digits as usize
-    ))
+    super::decimal_amount(minor, currency)
 }
 
 /// A non-2xx answer. PayPal's error `details` may echo request values (card numbers), so
