@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mercato_bus::{Bus, NatsOptions};
 use mercato_gateway::{Target, Upstream};
-use mercato_kernel::auth::Authenticator;
+use mercato_kernel::auth::{Authenticator, random_service_secret};
+use mercato_kernel::client::Services;
 use mercato_kernel::{CATALOG, Config, Context, Service, ServiceInfo, server, telemetry};
 use mercato_store::{Db, Migrator};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,7 @@ struct Registration {
 
 /// Every service that exists so far; `up` runs them all, identity first so that its signing
 /// keys are in the shared verifier before anything else serves.
-fn registrations() -> [Registration; 5] {
+fn registrations() -> [Registration; 6] {
     [
         Registration {
             name: "identity",
@@ -53,6 +54,11 @@ fn registrations() -> [Registration; 5] {
             name: "payments",
             migrator: &mercato_payments::MIGRATOR,
             start: |ctx| Box::pin(mercato_payments::start(ctx)),
+        },
+        Registration {
+            name: "orders",
+            migrator: &mercato_orders::MIGRATOR,
+            start: |ctx| Box::pin(mercato_orders::start(ctx)),
         },
     ]
 }
@@ -128,21 +134,36 @@ struct Shared {
     config: Arc<Config>,
     bus: Bus,
     auth: Arc<Authenticator>,
+    services: Services,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Shared {
-    async fn open(config: Config) -> anyhow::Result<Self> {
+    /// `one_process`: every service runs here, so a service secret made now serves them all.
+    async fn open(config: Config, one_process: bool) -> anyhow::Result<Self> {
         ensure_writable(&config.mercato_data_dir)?;
         let bus = open_bus(&config).await?;
         let auth = Authenticator::from_config(&config)
             .await
             .context("loading token keys")?;
+        if !auth.has_service_secret() {
+            if one_process {
+                auth.set_service_secret(&random_service_secret()?)?;
+            } else {
+                tracing::warn!(
+                    "MERCATO_SERVICE_SECRET is not set: this service cannot call other services \
+                     nor accept their calls"
+                );
+            }
+        }
+        let config = Arc::new(config);
+        let auth = Arc::new(auth);
         Ok(Self {
-            config: Arc::new(config),
+            services: Services::new(config.clone(), auth.clone()),
+            config,
             bus,
-            auth: Arc::new(auth),
+            auth,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -162,10 +183,12 @@ impl Shared {
             auth: self.auth.clone(),
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
+            services: self.services.clone(),
         };
         let service = (registration.start)(ctx)
             .await
             .with_context(|| format!("starting {}", info.name))?;
+        self.services.register(info.name, service.router.clone());
         Ok((service, db))
     }
 
@@ -200,7 +223,7 @@ impl Shared {
 pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<()> {
     mercato_gateway::validate(&config)?;
     let listener = server::bind(addr).await?;
-    let shared = Shared::open(config).await?;
+    let shared = Shared::open(config, true).await?;
     if demo {
         seed_demo(&shared).await?;
     }
@@ -242,7 +265,7 @@ pub async fn serve(
     }
     let addr = SocketAddr::new(host, port.unwrap_or_else(|| config.port_of(info)));
     let listener = server::bind(addr).await?;
-    let shared = Shared::open(config).await?;
+    let shared = Shared::open(config, false).await?;
     let _ = telemetry::prometheus();
     let (router, dbs) = if name == "gateway" {
         let upstreams: Vec<_> = CATALOG
@@ -288,7 +311,7 @@ pub async fn migrate(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     if let Some(name) = only {
         info(name)?;
     }
-    let shared = Shared::open(config).await?;
+    let shared = Shared::open(config, true).await?;
     for registration in registrations()
         .iter()
         .filter(|r| only.is_none_or(|n| n == r.name))

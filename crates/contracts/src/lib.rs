@@ -12,6 +12,10 @@ pub mod subjects {
     pub const ORDER_CANCELLED: &str = "order.cancelled";
     /// An order was shipped or handed over.
     pub const ORDER_FULFILLED: &str = "order.fulfilled";
+    /// An order reached its buyer.
+    pub const ORDER_DELIVERED: &str = "order.delivered";
+    /// Money of an order went back to the buyer.
+    pub const ORDER_REFUNDED: &str = "order.refunded";
     /// Stock of a SKU changed.
     pub const STOCK_UPDATED: &str = "inventory.stock.updated";
     /// Stock of a SKU fell below its threshold.
@@ -94,6 +98,70 @@ pub mod orders {
     pub struct OrderRef {
         /// `ord_…`.
         pub id: String,
+    }
+
+    /// Data of every `order.*` event: the order after the change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderEvent {
+        /// `ord_…`.
+        pub id: String,
+        /// The number the buyer sees, e.g. `1042`.
+        pub number: String,
+        /// The order's status after the change.
+        pub status: String,
+        /// The buyer's account, absent for a guest.
+        pub customer_id: Option<String>,
+        /// The buyer's email.
+        pub email: String,
+        /// ISO 4217.
+        pub currency: String,
+        /// What the buyer paid, minor units.
+        pub total: i64,
+        /// Refunded so far, minor units.
+        pub amount_refunded: i64,
+        /// What was bought.
+        pub lines: Vec<OrderEventLine>,
+        /// Why it was cancelled or refunded.
+        pub reason: Option<String>,
+        /// Carrier, once fulfilled.
+        pub carrier: Option<String>,
+        /// Tracking number, once fulfilled.
+        pub tracking_number: Option<String>,
+    }
+
+    /// One line of an [`OrderEvent`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderEventLine {
+        /// SKU.
+        pub sku: String,
+        /// Product title.
+        pub title: String,
+        /// Units.
+        pub quantity: i64,
+        /// Price of one unit.
+        pub unit_price: i64,
+        /// What the line costs after discounts.
+        pub total: i64,
+    }
+
+    /// Data of `command.checkout`: place an order for a cart. The card must already be a
+    /// token of the buyer's (`tok_…`): raw card numbers never travel on the bus.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct CheckoutCommand {
+        /// `cart_…`.
+        pub cart_id: String,
+        /// The buyer's account, absent for a guest.
+        pub customer_id: Option<String>,
+        /// The buyer's email.
+        pub email: String,
+        /// As `POST /api/v1/checkout` takes it.
+        pub shipping_address: serde_json::Value,
+        /// As `POST /api/v1/checkout` takes it.
+        pub billing_address: Option<serde_json::Value>,
+        /// `tok_…`.
+        pub payment_token: String,
+        /// Makes a redelivered or repeated command place one order; the event id when absent.
+        pub idempotency_key: Option<String>,
     }
 }
 

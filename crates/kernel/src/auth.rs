@@ -35,7 +35,19 @@ pub use api_keys::{
     INTROSPECT_PATH, ResolveFuture, Scope, hash_api_key,
 };
 pub use extract::{Admin, MaybeClaims, OrgScope, RequireRole, RoleMarker, Staff, bearer_token};
-pub use verify::{Authenticator, DEFAULT_REFRESH_INTERVAL, LEEWAY_SECONDS};
+pub use verify::{
+    Authenticator, DEFAULT_REFRESH_INTERVAL, LEEWAY_SECONDS, MIN_SERVICE_SECRET_BYTES,
+    SERVICE_KEY_ID, SERVICE_ROLE, SERVICE_TOKEN_LIFETIME,
+};
+
+/// 32 random bytes for [`Authenticator::set_service_secret`], for a process whose services
+/// all share one verifier (`mercato up`, tests).
+pub fn random_service_secret() -> Result<[u8; 32], AuthError> {
+    let mut secret = [0; 32];
+    aws_lc_rs::rand::fill(&mut secret)
+        .map_err(|_| AuthError::KeySet("the system random generator failed".into()))?;
+    Ok(secret)
+}
 
 /// The claims of a Mercato access token, or of an API key resolved by identity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -105,6 +105,9 @@ pub struct Config {
     pub mercato_jwks_file: Option<PathBuf>,
     /// Expected `iss` claim (`MERCATO_JWT_ISSUER`).
     pub mercato_jwt_issuer: Option<String>,
+    /// Shared secret (at least 32 bytes) signing the tokens services send each other
+    /// (`MERCATO_SERVICE_SECRET`); `mercato up` makes one per process when unset.
+    pub mercato_service_secret: Option<Secret>,
     /// Email of the admin identity creates at start when no admin exists
     /// (`MERCATO_BOOTSTRAP_ADMIN_EMAIL`).
     pub mercato_bootstrap_admin_email: Option<String>,
@@ -144,6 +147,20 @@ pub struct Config {
     pub inventory_reservation_ttl_seconds: i64,
     /// How often expired reservations are looked for (`INVENTORY_SWEEP_INTERVAL_MS`).
     pub inventory_sweep_interval_ms: u64,
+    /// Longest wait for another service's answer (`MERCATO_SERVICE_TIMEOUT_MS`).
+    pub mercato_service_timeout_ms: u64,
+    /// How long orders holds stock for a checkout being paid (`ORDERS_RESERVATION_TTL_SECONDS`).
+    pub orders_reservation_ttl_seconds: i64,
+    /// Tries of a checkout step that failed for a passing reason (a service down, a provider
+    /// timing out) before the order is cancelled (`ORDERS_SAGA_MAX_ATTEMPTS`).
+    pub orders_saga_max_attempts: u32,
+    /// First pause between two tries of a step, doubled each time (`ORDERS_SAGA_RETRY_MS`).
+    pub orders_saga_retry_ms: u64,
+    /// How often unfinished checkouts are looked for and resumed (`ORDERS_RESUME_INTERVAL_MS`).
+    pub orders_resume_interval_ms: u64,
+    /// Test hook: the process aborts right after persisting this checkout step
+    /// (`ORDERS_SAGA_CRASH_AFTER`: `created`, `reserved`, `payment_created`, `charged`).
+    pub orders_saga_crash_after: Option<String>,
     /// Provider of payments that name none (`PAYMENTS_DEFAULT_PROVIDER`): `test` or `stripe`.
     pub payments_default_provider: String,
     /// Timeout of one call to a payment provider (`PAYMENTS_PROVIDER_TIMEOUT_MS`).
@@ -210,6 +227,7 @@ impl Default for Config {
             mercato_jwks_url: None,
             mercato_jwks_file: None,
             mercato_jwt_issuer: None,
+            mercato_service_secret: None,
             mercato_bootstrap_admin_email: None,
             mercato_bootstrap_admin_password: None,
             gateway_request_timeout_ms: 4000,
@@ -227,6 +245,12 @@ impl Default for Config {
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,
             inventory_sweep_interval_ms: 1000,
+            mercato_service_timeout_ms: 30_000,
+            orders_reservation_ttl_seconds: 900,
+            orders_saga_max_attempts: 5,
+            orders_saga_retry_ms: 200,
+            orders_resume_interval_ms: 2_000,
+            orders_saga_crash_after: None,
             payments_default_provider: "test".to_owned(),
             payments_provider_timeout_ms: 10_000,
             stripe_secret_key: None,

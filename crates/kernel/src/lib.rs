@@ -2,6 +2,7 @@
 //! pagination, telemetry, health, idempotency and the HTTP server bootstrap.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod health;

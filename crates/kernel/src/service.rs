@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::client::Services;
 use crate::config::Config;
 use crate::health::Readiness;
 
@@ -123,7 +124,7 @@ pub static CATALOG: &[ServiceInfo] = &[
         "ORDER_SERVICE_PORT",
         3011,
         "ORDER",
-        ["carts", "checkout", "orders"]
+        ["carts", "checkout", "orders", "shipping-rates", "tax-rates"]
     ),
     service!(
         "projects",
@@ -164,6 +165,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Background loops of the service; awaited at shutdown.
     pub tasks: TaskTracker,
+    /// How to call the platform's other services.
+    pub services: Services,
 }
 
 /// A started service.

@@ -29,6 +29,7 @@ use tower::ServiceExt;
 
 use crate::auth::Authenticator;
 use crate::auth::testing::TestKeys;
+use crate::client::Services;
 use crate::{Config, Context, Service};
 
 /// Media type of error bodies (RFC 9457 problem details).
@@ -83,6 +84,8 @@ pub struct TestService {
     pub shutdown: CancellationToken,
     /// Background loops of the service.
     pub tasks: TaskTracker,
+    /// The service directory of its context.
+    pub services: Services,
     _test_db: TestDb,
     _dir: tempfile::TempDir,
 }
@@ -138,11 +141,17 @@ impl TestService {
             let mut config = config.clone();
             // Services keep files (search indexes) here; a shared one would leak between tests.
             config.mercato_data_dir = dir.path().to_path_buf();
+            let config = Arc::new(config);
+            let auth = Arc::new(auth(&keys));
+            crate::auth::random_service_secret()
+                .and_then(|secret| auth.set_service_secret(&secret))
+                .expect("install a service secret");
             let ctx = Context {
-                config: Arc::new(config),
+                services: Services::new(config.clone(), auth.clone()),
+                config,
                 db: test_db.db.clone(),
                 bus,
-                auth: Arc::new(auth(&keys)),
+                auth,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             };
@@ -160,6 +169,7 @@ impl TestService {
                 label,
                 shutdown: ctx.shutdown,
                 tasks: ctx.tasks,
+                services: ctx.services,
                 _test_db: test_db,
                 _dir: dir,
             };
@@ -178,6 +188,7 @@ impl TestService {
             auth: self.auth.clone(),
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
+            services: self.services.clone(),
         }
     }
 
@@ -304,6 +315,135 @@ impl TestService {
         while !check().await {
             assert!(Instant::now() < deadline, "{}: never {what}", self.label);
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Several services of one process on one database engine, as `mercato up` runs them: one
+/// bus, one verifier (with a service secret) and one directory, so they call each other
+/// in-process; each has its own fresh database.
+pub struct TestPlatform {
+    /// `sqlite` or `postgres`.
+    pub label: &'static str,
+    /// The shared bus.
+    pub bus: Bus,
+    /// Signs tokens every service accepts.
+    pub keys: TestKeys,
+    /// The shared verifier.
+    pub auth: Arc<Authenticator>,
+    /// The shared directory: started services are registered in it.
+    pub services: Services,
+    /// The configuration every service gets (with its own data dir).
+    pub config: Config,
+    /// A staff member's token.
+    pub staff: String,
+    postgres: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPlatform {
+    /// One platform per engine: SQLite, plus PostgreSQL when `TEST_DATABASE_URL` is set.
+    pub async fn all(config: Config) -> Vec<TestPlatform> {
+        let mut engines = vec![None];
+        if let Some(url) = mercato_store::testing::postgres_url() {
+            engines.push(Some(url));
+        }
+        let mut platforms = Vec::new();
+        for postgres in engines {
+            let dir = tempfile::tempdir().expect("create the platform's data dir");
+            let bus = Bus::embedded(dir.path())
+                .await
+                .expect("start the embedded bus");
+            let keys = TestKeys::generate();
+            let auth = Arc::new(keys.authenticator());
+            crate::auth::random_service_secret()
+                .and_then(|secret| auth.set_service_secret(&secret))
+                .expect("install a service secret");
+            let shared = Arc::new(config.clone());
+            platforms.push(TestPlatform {
+                label: if postgres.is_some() {
+                    "postgres"
+                } else {
+                    "sqlite"
+                },
+                services: Services::new(shared, auth.clone()),
+                staff: keys.token_for("usr_staff", &["staff"], None),
+                bus,
+                keys,
+                auth,
+                config: config.clone(),
+                postgres,
+                _dir: dir,
+            });
+        }
+        platforms
+    }
+
+    /// Starts a service with a fresh database of this engine and registers it.
+    pub async fn start<F, Fut>(
+        &self,
+        name: &'static str,
+        migrator: &'static Migrator,
+        start: F,
+    ) -> TestService
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future<Output = anyhow::Result<Service>>,
+    {
+        self.start_with(name, migrator, self.config.clone(), start)
+            .await
+    }
+
+    /// [`TestPlatform::start`] with a configuration of its own.
+    pub async fn start_with<F, Fut>(
+        &self,
+        name: &'static str,
+        migrator: &'static Migrator,
+        config: Config,
+        start: F,
+    ) -> TestService
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: Future<Output = anyhow::Result<Service>>,
+    {
+        let label = self.label;
+        let test_db = match &self.postgres {
+            None => TestDb::sqlite(migrator).await,
+            Some(url) => TestDb::postgres(url, migrator).await,
+        };
+        crate::service::migrate(&test_db.db, migrator)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: migrate {name}: {e:#}"));
+        let dir = tempfile::tempdir().expect("create the service's data dir");
+        let mut config = config;
+        config.mercato_data_dir = dir.path().to_path_buf();
+        let ctx = Context {
+            config: Arc::new(config),
+            db: test_db.db.clone(),
+            bus: self.bus.clone(),
+            auth: self.auth.clone(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            services: self.services.clone(),
+        };
+        let service = start(ctx.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{label}: start {name}: {e:#}"));
+        self.services.register(name, service.router.clone());
+        TestService {
+            service,
+            db: ctx.db,
+            bus: ctx.bus,
+            staff: self.staff.clone(),
+            keys: self.keys.clone(),
+            auth: ctx.auth,
+            config: ctx.config,
+            label,
+            shutdown: ctx.shutdown,
+            tasks: ctx.tasks,
+            services: ctx.services,
+            _test_db: test_db,
+            _dir: dir,
         }
     }
 }

@@ -56,11 +56,14 @@ async fn logins() {
         .unwrap();
     let bus_dir = tempfile::tempdir().unwrap();
     let shutdown = CancellationToken::new();
+    let config = Arc::new(Config::default());
+    let auth = Arc::new(Authenticator::default());
     let ctx = Context {
-        config: Arc::new(Config::default()),
+        services: mercato_kernel::client::Services::new(config.clone(), auth.clone()),
+        config,
         db: test_db.db.clone(),
         bus: mercato_bus::Bus::embedded(bus_dir.path()).await.unwrap(),
-        auth: Arc::new(Authenticator::default()),
+        auth,
         shutdown: shutdown.clone(),
         tasks: TaskTracker::new(),
     };

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/payments/{id}/refund", post(refund_payment))
         .route("/api/v1/payments/{id}/review", post(review_payment))
         .route("/api/v1/payment-methods", post(create_payment_method))
+        .route("/api/v1/payment-methods/{token}", get(get_payment_method))
         .route(
             "/api/v1/payments/risk/blocklist",
             get(list_blocklist).post(add_to_blocklist),
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         refund_payment,
         review_payment,
         create_payment_method,
+        get_payment_method,
         list_blocklist,
         add_to_blocklist,
         remove_from_blocklist,
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         CardRequest,
         PaymentResponse,
         CardResponse,
+        StoredCardResponse,
         AttemptResponse,
         RefundResponse,
         ProcessRequest,
@@ -813,6 +816,45 @@ async fn create_payment_method(
         .tokenize(&details, &card, &caller(&claims))
         .await?;
     Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+/// A stored card and whose it is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoredCardResponse {
+    /// The card.
+    #[serde(flatten)]
+    pub card: CardResponse,
+    /// Who tokenized it (`usr_…`, or `svc_…` for a service).
+    pub owner: String,
+}
+
+/// A card token's details: the owner's own, or any for staff (orders checks with it that a
+/// buyer pays with a card of theirs).
+#[utoipa::path(
+    get, path = "/api/v1/payment-methods/{token}", tag = "payments",
+    params(("token" = String, Path)),
+    responses((status = 200, body = StoredCardResponse), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn get_payment_method(
+    State(state): State<AppState>,
+    claims: Claims,
+    Path(token): Path<String>,
+) -> Result<axum::Json<StoredCardResponse>, ApiError> {
+    parse_id("tok", &token, "token")?;
+    let row = state
+        .engine
+        .card(&token, &caller(&claims))
+        .await
+        .map_err(|e| match e {
+            PaymentError::UnknownToken => ApiError::not_found("payment method"),
+            other => other.into(),
+        })?;
+    let owner = row.owner.clone();
+    Ok(axum::Json(StoredCardResponse {
+        card: row.into(),
+        owner,
+    }))
 }
 
 /// A staff decision on a payment held by risk checks.

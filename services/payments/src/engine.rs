@@ -291,6 +291,11 @@ impl Engine {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A stored card the caller may use (theirs, or any for staff).
+    pub async fn card(&self, token: &str, caller: &Caller) -> Result<CardRow, PaymentError> {
+        self.usable_card(token, caller).await
+    }
+
     /// A token the caller may use.
     async fn usable_card(&self, token: &str, caller: &Caller) -> Result<CardRow, PaymentError> {
         let card = store::find_card(&mut *self.db.pool().acquire().await?, token)

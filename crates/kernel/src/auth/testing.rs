@@ -25,6 +25,7 @@ use super::{Authenticator, Claims};
 pub const TOKEN_LIFETIME_SECONDS: i64 = 15 * 60;
 
 /// An Ed25519 signing key with a random `kid`, as identity would hold.
+#[derive(Clone)]
 pub struct TestKeys {
     kid: String,
     pkcs8: Vec<u8>,

@@ -10,7 +10,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use super::api_keys::{API_KEY_PREFIX, ApiKeyResolver, HttpApiKeyResolver, ResolverSlot};
 use super::{AuthError, Claims};
@@ -22,6 +22,18 @@ pub const LEEWAY_SECONDS: u64 = 30;
 
 /// Least time between two fetches of a JWKS URL triggered by unknown key ids.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// `kid` of service tokens (HS256 under the shared service secret).
+pub const SERVICE_KEY_ID: &str = "mercato-service";
+
+/// The role every service token carries beside `staff`.
+pub const SERVICE_ROLE: &str = "service";
+
+/// Shortest accepted service secret.
+pub const MIN_SERVICE_SECRET_BYTES: usize = 32;
+
+/// How long a service token is valid; callers renew it well before.
+pub const SERVICE_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Longest token accepted; anything longer is rejected before decoding.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -43,6 +55,19 @@ pub struct Authenticator {
     validation: Validation,
     remote: Option<RemoteKeys>,
     api_keys: ResolverSlot,
+    service: RwLock<Option<ServiceSecret>>,
+}
+
+/// The HMAC key of service tokens: the platform's services share it, nobody else holds it.
+struct ServiceSecret {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for ServiceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceSecret(***)")
+    }
 }
 
 /// Where the key set comes from when it is served over HTTP.
@@ -80,6 +105,7 @@ impl Authenticator {
             validation,
             remote: None,
             api_keys: ResolverSlot::default(),
+            service: RwLock::new(None),
         }
     }
 
@@ -123,6 +149,9 @@ impl Authenticator {
             .map(|info| cfg.service_urls(info))
             .unwrap_or_default();
         let auth = Self::keys_from_config(cfg, identity_urls.first()).await?;
+        if let Some(secret) = &cfg.mercato_service_secret {
+            auth.set_service_secret(secret.expose().as_bytes())?;
+        }
         if !identity_urls.is_empty() {
             auth.set_api_key_resolver(std::sync::Arc::new(HttpApiKeyResolver::new(identity_urls)?));
         }
@@ -199,12 +228,76 @@ impl Authenticator {
         ids
     }
 
+    /// Installs the secret that signs and verifies service tokens; at least
+    /// [`MIN_SERVICE_SECRET_BYTES`] bytes.
+    pub fn set_service_secret(&self, secret: &[u8]) -> Result<(), AuthError> {
+        if secret.len() < MIN_SERVICE_SECRET_BYTES {
+            return Err(AuthError::KeySet(format!(
+                "the service secret must have at least {MIN_SERVICE_SECRET_BYTES} bytes"
+            )));
+        }
+        *self.service.write().unwrap_or_else(PoisonError::into_inner) = Some(ServiceSecret {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        });
+        Ok(())
+    }
+
+    /// Whether service tokens can be made and checked.
+    pub fn has_service_secret(&self) -> bool {
+        self.service
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// A token for `service` calling another service of the platform: subject
+    /// `svc_<service>`, roles `staff` and `service`, valid for [`SERVICE_TOKEN_LIFETIME`].
+    pub fn service_token(&self, service: &str) -> Result<String, AuthError> {
+        let guard = self.service.read().unwrap_or_else(PoisonError::into_inner);
+        let secret = guard.as_ref().ok_or_else(|| {
+            AuthError::KeySet("no service secret (MERCATO_SERVICE_SECRET) is configured".into())
+        })?;
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = i64::try_from(SERVICE_TOKEN_LIFETIME.as_secs()).unwrap_or(300);
+        let claims = Claims {
+            sub: format!("svc_{service}"),
+            roles: vec!["staff".to_owned(), SERVICE_ROLE.to_owned()],
+            exp: now + lifetime,
+            iat: now,
+            iss: self
+                .validation
+                .iss
+                .as_ref()
+                .and_then(|i| i.iter().next().cloned()),
+            ..Claims::default()
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(SERVICE_KEY_ID.to_owned());
+        jsonwebtoken::encode(&header, &claims, &secret.encoding)
+            .map_err(|e| AuthError::KeySet(format!("cannot sign a service token: {e}")))
+    }
+
+    fn verify_service_token(&self, token: &str) -> Result<Claims, AuthError> {
+        let guard = self.service.read().unwrap_or_else(PoisonError::into_inner);
+        let secret = guard.as_ref().ok_or(AuthError::UnsupportedAlgorithm)?;
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![Algorithm::HS256];
+        jsonwebtoken::decode::<Claims>(token, &secret.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| map_jwt_error(e.kind()))
+    }
+
     /// Verifies a compact JWT and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // HMAC is only ever the platform's own service key, and only when one is installed.
+        if header.alg == Algorithm::HS256 && header.kid.as_deref() == Some(SERVICE_KEY_ID) {
+            return self.verify_service_token(token);
+        }
         // Checked before any key is touched: `none`, HMAC and RSA tokens never reach crypto.
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::UnsupportedAlgorithm);

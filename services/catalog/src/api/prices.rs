@@ -165,6 +165,8 @@ async fn load(db: &Db, req: &Checked) -> Result<(Vec<CartLine>, Vec<Candidate>),
                 category_ids: Vec::new(),
                 unit_price: Money::new(v.amount.unwrap_or_default(), req.currency),
                 quantity: *quantity,
+                title: v.title.clone(),
+                weight_grams: v.weight_grams,
             }),
             None => errors.push(FieldError::new(
                 field,

@@ -34,6 +34,10 @@ pub struct CartLine {
     pub unit_price: Money,
     /// Units, 1..=10 000.
     pub quantity: i64,
+    /// The product's title, for the buyer.
+    pub title: String,
+    /// Weight of one unit, for shipping rates.
+    pub weight_grams: Option<i64>,
 }
 
 /// How often a promotion has been redeemed.
@@ -364,6 +368,8 @@ fn build(
         let discount_total = Money::sum(currency, discounts.iter().map(|d| d.amount))?;
         quoted.push(LineQuote {
             sku: line.sku.clone(),
+            title: line.title.clone(),
+            weight_grams: line.weight_grams,
             quantity: line.quantity,
             unit_price: line.unit_price,
             subtotal: *subtotal,

@@ -341,6 +341,10 @@ pub struct PricedVariant {
     pub status: String,
     /// Unit price in the asked currency, if it has one.
     pub amount: Option<i64>,
+    /// The product's title.
+    pub title: String,
+    /// Weight of one unit.
+    pub weight_grams: Option<i64>,
 }
 
 /// The variants with these SKUs, with their price in `currency`.
@@ -350,7 +354,7 @@ pub async fn priced_variants(
     currency: Currency,
 ) -> Result<Vec<PricedVariant>, sqlx::Error> {
     let sql = format!(
-        "SELECT v.sku, v.product_id, p.status, vp.amount FROM variants v \
+        "SELECT v.sku, v.product_id, p.status, vp.amount, p.title, v.weight_grams FROM variants v \
          JOIN products p ON p.id = v.product_id \
          LEFT JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = $1 \
          WHERE v.sku IN ({})",

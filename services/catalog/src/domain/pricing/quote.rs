@@ -47,6 +47,10 @@ pub struct LineDiscount {
 pub struct LineQuote {
     /// The SKU asked for.
     pub sku: String,
+    /// The product's title.
+    pub title: String,
+    /// Weight of one unit, when known.
+    pub weight_grams: Option<i64>,
     /// Units.
     pub quantity: i64,
     /// Price of one unit.

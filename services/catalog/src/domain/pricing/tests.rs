@@ -12,6 +12,8 @@ fn line(sku: &str, product: &str, cats: &[&str], unit: i64, quantity: i64) -> Ca
         category_ids: cats.iter().map(|c| c.to_string()).collect(),
         unit_price: eur(unit),
         quantity,
+        title: sku.into(),
+        weight_grams: None,
     }
 }
 
