@@ -48,7 +48,10 @@ impl Shop {
         body: Option<Value>,
         key: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = self.platform.client.request(method, self.platform.url(path));
+        let mut request = self
+            .platform
+            .client
+            .request(method, self.platform.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -69,17 +72,22 @@ impl Shop {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.send(reqwest::Method::GET, path, token, None, None).await
+        self.send(reqwest::Method::GET, path, token, None, None)
+            .await
     }
 
     /// A product `sku` at 25.00 EUR with `units` in stock.
     async fn product(&self, sku: &str, units: i64) {
         let product = json!({"title": "E2E tee", "status": "active",
             "variants": [{"sku": sku, "prices": [{"amount": 2500, "currency": "EUR"}]}]});
-        let (status, body) = self.post("/api/v1/products", Some(&self.staff), product).await;
+        let (status, body) = self
+            .post("/api/v1/products", Some(&self.staff), product)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let warehouse = json!({"code": "E2E", "name": "E2E", "country": "DE", "priority": 1});
-        let (status, body) = self.post("/api/v1/warehouses", Some(&self.staff), warehouse).await;
+        let (status, body) = self
+            .post("/api/v1/warehouses", Some(&self.staff), warehouse)
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let receipt = json!({"sku": sku, "warehouse_id": body["id"], "delta": units,
                              "reason": "receipt"});
@@ -127,7 +135,13 @@ impl Shop {
                                                          "exp_year": 2040, "cvc": "123"}},
         });
         let (status, order) = self
-            .send(reqwest::Method::POST, "/api/v1/checkout", Some(token), Some(body), Some(key))
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/checkout",
+                Some(token),
+                Some(body),
+                Some(key),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{order}");
         order
@@ -135,9 +149,14 @@ impl Shop {
 
     /// `(on_hand, available)` of `sku`.
     async fn stock(&self, sku: &str) -> (i64, i64) {
-        let (status, body) = self.get(&format!("/api/v1/stock/{sku}"), Some(&self.staff)).await;
+        let (status, body) = self
+            .get(&format!("/api/v1/stock/{sku}"), Some(&self.staff))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        (body["on_hand"].as_i64().unwrap(), body["available"].as_i64().unwrap())
+        (
+            body["on_hand"].as_i64().unwrap(),
+            body["available"].as_i64().unwrap(),
+        )
     }
 
     /// A service's database, opened beside the running platform.
@@ -162,8 +181,11 @@ impl Shop {
     }
 
     async fn charges(&self) -> i64 {
-        self.scalar("payments", "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
-            .await
+        self.scalar(
+            "payments",
+            "SELECT COUNT(*) FROM payments WHERE status = 'succeeded'",
+        )
+        .await
     }
 }
 
@@ -176,8 +198,14 @@ async fn buy_and_decline(database: Option<String>) {
     assert_eq!(order["status"], "paid", "{order}");
     assert_eq!(shop.stock("E2E-TEE").await, (3, 3), "stock went down");
     let payment = order["payment_id"].as_str().unwrap();
-    let (status, body) = shop.get(&format!("/api/v1/payments/{payment}"), Some(&shop.staff)).await;
-    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("succeeded")), "{body}");
+    let (status, body) = shop
+        .get(&format!("/api/v1/payments/{payment}"), Some(&shop.staff))
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &json!("succeeded")),
+        "{body}"
+    );
     assert_eq!(body["amount"], 5000);
     assert_eq!(shop.charges().await, 1, "one payment");
     let receipts = shop
@@ -192,7 +220,9 @@ async fn buy_and_decline(database: Option<String>) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(mine["data"][0]["id"], order["id"]);
 
-    let order = shop.buy(&shopper, "E2E-TEE", 1, DECLINED_CARD, "e2e-2").await;
+    let order = shop
+        .buy(&shopper, "E2E-TEE", 1, DECLINED_CARD, "e2e-2")
+        .await;
     assert_eq!(order["status"], "cancelled", "{order}");
     assert_eq!(shop.stock("E2E-TEE").await, (3, 3), "stock unchanged");
     assert_eq!(shop.charges().await, 1, "no charge");
@@ -228,16 +258,25 @@ async fn a_process_killed_mid_checkout_finishes_every_order_after_a_restart() {
         shop.product("E2E-LAMP", 4).await;
         let shopper = shop.shopper("lamp@example.com").await;
         let order = shop.buy(&shopper, "E2E-LAMP", 2, GOOD_CARD, "crash").await;
-        assert_eq!(order["status"], "pending", "{step}: the saga stopped after {step}");
+        assert_eq!(
+            order["status"], "pending",
+            "{step}: the saga stopped after {step}"
+        );
         let id = order["id"].as_str().unwrap().to_owned();
 
         shop.platform.kill();
-        shop.platform.env.retain(|(k, _)| k != "ORDERS_SAGA_CRASH_AFTER");
+        shop.platform
+            .env
+            .retain(|(k, _)| k != "ORDERS_SAGA_CRASH_AFTER");
         shop.platform.restart().await;
         let status = settled_status(&shop, &shopper, &id).await;
         assert_eq!(status, "paid", "{step}");
         assert_eq!(shop.charges().await, 1, "{step}: charged once");
-        assert_eq!(shop.stock("E2E-LAMP").await, (2, 2), "{step}: stock conserved");
+        assert_eq!(
+            shop.stock("E2E-LAMP").await,
+            (2, 2),
+            "{step}: stock conserved"
+        );
         assert!(Path::new(&shop.platform.data_dir).exists());
     }
 }
