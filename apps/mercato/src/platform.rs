@@ -388,11 +388,55 @@ async fn seed_demo(shared: &Shared) -> anyhow::Result<()> {
                 .await
                 .context("reading the demo variants")?;
         let received = receive_demo_stock(shared, &stock).await?;
+        seed_demo_rates(shared).await?;
         println!(
             "demo shop: {} products in {} categories, {received} units in stock",
             report.products, report.categories
         );
     }
+    db.close().await;
+    Ok(())
+}
+
+/// Shipping (a flat rate per currency, free above a subtotal) and VAT for the demo shop.
+async fn seed_demo_rates(shared: &Shared) -> anyhow::Result<()> {
+    use mercato_orders::store::{self, ShippingRateRow, TaxRateRow};
+    let db = shared
+        .open_db(info("orders")?, &mercato_orders::MIGRATOR)
+        .await?;
+    let now = mercato_store::now_micros();
+    let mut conn = db.pool().acquire().await?;
+    for (currency, amount, free_over) in [("EUR", 490, 5000), ("USD", 599, 7500)] {
+        let rate = ShippingRateRow {
+            id: mercato_kernel::id::new_id("shr"),
+            name: "Standard".to_owned(),
+            countries: String::new(),
+            currency: currency.to_owned(),
+            amount,
+            min_weight_grams: 0,
+            max_weight_grams: None,
+            free_over: Some(free_over),
+            active: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::upsert_shipping_rate(&mut conn, &rate).await?;
+    }
+    for (country, rate_bps) in [("DE", 1900), ("FR", 2000), ("NL", 2100)] {
+        let rate = TaxRateRow {
+            id: mercato_kernel::id::new_id("txr"),
+            name: "VAT".to_owned(),
+            country: country.to_owned(),
+            region: String::new(),
+            rate_bps,
+            inclusive: 1,
+            applies_to_shipping: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        store::upsert_tax_rate(&mut conn, &rate).await?;
+    }
+    drop(conn);
     db.close().await;
     Ok(())
 }

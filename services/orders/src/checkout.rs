@@ -263,7 +263,9 @@ impl Checkout {
         mut order: Order,
     ) -> Result<OrderRow, CheckoutError> {
         let db = &self.inner.db;
-        let checkout_key = format!("{}:{key}", customer.unwrap_or("guest"));
+        // Scoped to the caller and the cart: guests share one caller name, and one guest's
+        // key must never answer another guest's order.
+        let checkout_key = format!("{}:{}:{key}", customer.unwrap_or("guest"), order.cart_id);
         if let Some(existing) =
             store::find_order_by_key(&mut *db.pool().acquire().await?, &checkout_key).await?
         {

@@ -14,6 +14,8 @@ pub const MAX_TOTAL: i64 = 1_000_000_000_000;
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+// The gateway merges every service's schemas by name: payments has a `Status` too.
+#[schema(as = OrderStatus)]
 pub enum Status {
     /// Checkout is running: stock being reserved, payment being taken.
     Pending,

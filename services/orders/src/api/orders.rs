@@ -760,6 +760,7 @@ pub struct RefundLine {
 /// A refund: an amount, or lines (their share of what was paid).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OrderRefundRequest)]
 pub struct RefundRequest {
     /// Minor units, at most what is left to refund.
     pub amount: Option<i64>,
