@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use mercato_kernel::client::CallError;
-use mercato_kernel::{ApiError, Config, FieldError};
+use mercato_kernel::{ApiError, FieldError};
 use mercato_store::{Db, Tx, is_unique_violation, now_micros};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -150,7 +150,6 @@ struct Inner {
     db: Db,
     clients: Clients,
     saga: Saga,
-    config: Arc<Config>,
 }
 
 /// Serialized into `orders.pricing`.
@@ -166,14 +165,9 @@ pub struct PricingRecord {
 
 impl Checkout {
     /// Checkout over `db`, calling other services with `clients`.
-    pub fn new(db: Db, clients: Clients, saga: Saga, config: Arc<Config>) -> Self {
+    pub fn new(db: Db, clients: Clients, saga: Saga) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                db,
-                clients,
-                saga,
-                config,
-            }),
+            inner: Arc::new(Inner { db, clients, saga }),
         }
     }
 
@@ -190,11 +184,6 @@ impl Checkout {
     /// The saga driver.
     pub fn saga(&self) -> &Saga {
         &self.inner.saga
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
     }
 
     /// Prices `items` for `cart` (and a destination, when known).

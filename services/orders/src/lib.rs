@@ -28,7 +28,7 @@ pub async fn start(ctx: Context) -> anyhow::Result<Service> {
         .ok_or_else(|| anyhow::anyhow!("orders not in the service catalog"))?;
     let clients = clients::Clients::new(&ctx.services);
     let saga = saga::Saga::new(ctx.db.clone(), clients.clone(), ctx.config.clone())?;
-    let checkout = checkout::Checkout::new(ctx.db.clone(), clients, saga, ctx.config.clone());
+    let checkout = checkout::Checkout::new(ctx.db.clone(), clients, saga);
     mercato_bus::Relay::new(ctx.db.clone(), ctx.bus.clone())
         .spawn(ctx.shutdown.clone(), &ctx.tasks);
     events::spawn_consumers(&ctx);

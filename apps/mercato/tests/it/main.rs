@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mercato` binary: real processes on real ports.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
+mod bench_checkout;
 mod checkout;
 mod crash;
 mod distributed;
