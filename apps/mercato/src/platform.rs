@@ -28,7 +28,7 @@ struct Registration {
 
 /// Every service that exists so far; `up` runs them all, identity first so that its signing
 /// keys are in the shared verifier before anything else serves.
-fn registrations() -> [Registration; 6] {
+fn registrations() -> [Registration; 7] {
     [
         Registration {
             name: "identity",
@@ -59,6 +59,11 @@ fn registrations() -> [Registration; 6] {
             name: "orders",
             migrator: &mercato_orders::MIGRATOR,
             start: |ctx| Box::pin(mercato_orders::start(ctx)),
+        },
+        Registration {
+            name: "notifications",
+            migrator: &mercato_notifications::MIGRATOR,
+            start: |ctx| Box::pin(mercato_notifications::start(ctx)),
         },
     ]
 }

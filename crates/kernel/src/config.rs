@@ -161,6 +161,53 @@ pub struct Config {
     /// Test hook: the process aborts right after persisting this checkout step
     /// (`ORDERS_SAGA_CRASH_AFTER`: `created`, `reserved`, `payment_created`, `charged`).
     pub orders_saga_crash_after: Option<String>,
+    /// SMTP server of emails (`SMTP_URL`): `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host:465`, or `smtp://host:25` without TLS. Unset: the local mailbox.
+    pub smtp_url: Option<String>,
+    /// Sender of emails (`SMTP_FROM`), `Name <address>`.
+    pub smtp_from: String,
+    /// SendGrid API key (`SENDGRID_API_KEY`): a second email provider after SMTP.
+    pub sendgrid_api_key: Option<Secret>,
+    /// SendGrid API base (`SENDGRID_API_BASE`).
+    pub sendgrid_api_base: String,
+    /// Twilio account (`TWILIO_ACCOUNT_SID`).
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (`TWILIO_AUTH_TOKEN`).
+    pub twilio_auth_token: Option<Secret>,
+    /// Sender number or messaging service of SMS (`TWILIO_FROM`).
+    pub twilio_from: Option<String>,
+    /// Twilio API base (`TWILIO_API_BASE`).
+    pub twilio_api_base: String,
+    /// Vonage API key (`VONAGE_API_KEY`): a second SMS provider after Twilio.
+    pub vonage_api_key: Option<String>,
+    /// Vonage API secret (`VONAGE_API_SECRET`).
+    pub vonage_api_secret: Option<Secret>,
+    /// Vonage sender (`VONAGE_FROM`).
+    pub vonage_from: Option<String>,
+    /// Vonage API base (`VONAGE_API_BASE`).
+    pub vonage_api_base: String,
+    /// Firebase service-account JSON file of push (`FCM_SERVICE_ACCOUNT_FILE`).
+    pub fcm_service_account_file: Option<PathBuf>,
+    /// FCM API base (`FCM_API_BASE`).
+    pub fcm_api_base: String,
+    /// Public base URL of the platform (`MERCATO_PUBLIC_URL`), for links in messages.
+    pub mercato_public_url: String,
+    /// Key signing outbound webhook notifications (`NOTIFICATIONS_WEBHOOK_SECRET`).
+    pub notifications_webhook_secret: Option<Secret>,
+    /// First retry pause of a failed send (`NOTIFICATIONS_RETRY_MS`), doubled per attempt.
+    pub notifications_retry_ms: u64,
+    /// Attempts before a send fails (`NOTIFICATIONS_MAX_ATTEMPTS`).
+    pub notifications_max_attempts: u32,
+    /// How often the queue is polled when nothing wakes the sender (`NOTIFICATIONS_POLL_MS`).
+    pub notifications_poll_ms: u64,
+    /// Sends per second per user and channel (`NOTIFICATIONS_USER_RATE_PER_SECOND`, 0: none).
+    pub notifications_user_rate_per_second: u32,
+    /// Sends per second per provider (`NOTIFICATIONS_PROVIDER_RATE_PER_SECOND`, 0: none).
+    pub notifications_provider_rate_per_second: u32,
+    /// Sends per second per API caller (`NOTIFICATIONS_API_RATE_PER_SECOND`, 0: none).
+    pub notifications_api_rate_per_second: u32,
+    /// Timeout of one provider call (`NOTIFICATIONS_PROVIDER_TIMEOUT_MS`).
+    pub notifications_provider_timeout_ms: u64,
     /// Provider of payments that name none (`PAYMENTS_DEFAULT_PROVIDER`): `test` or `stripe`.
     pub payments_default_provider: String,
     /// Timeout of one call to a payment provider (`PAYMENTS_PROVIDER_TIMEOUT_MS`).
@@ -251,6 +298,29 @@ impl Default for Config {
             orders_saga_retry_ms: 200,
             orders_resume_interval_ms: 2_000,
             orders_saga_crash_after: None,
+            smtp_url: None,
+            smtp_from: "Mercato <no-reply@mercato.local>".to_owned(),
+            sendgrid_api_key: None,
+            sendgrid_api_base: "https://api.sendgrid.com".to_owned(),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_api_base: "https://api.twilio.com".to_owned(),
+            vonage_api_key: None,
+            vonage_api_secret: None,
+            vonage_from: None,
+            vonage_api_base: "https://rest.nexmo.com".to_owned(),
+            fcm_service_account_file: None,
+            fcm_api_base: "https://fcm.googleapis.com".to_owned(),
+            mercato_public_url: "http://127.0.0.1:3000".to_owned(),
+            notifications_webhook_secret: None,
+            notifications_retry_ms: 1_000,
+            notifications_max_attempts: 8,
+            notifications_poll_ms: 500,
+            notifications_user_rate_per_second: 10,
+            notifications_provider_rate_per_second: 0,
+            notifications_api_rate_per_second: 100,
+            notifications_provider_timeout_ms: 10_000,
             payments_default_provider: "test".to_owned(),
             payments_provider_timeout_ms: 10_000,
             stripe_secret_key: None,

@@ -82,7 +82,7 @@ pub static CATALOG: &[ServiceInfo] = &[
         "NOTIFICATION_SERVICE_PORT",
         3004,
         "NOTIFICATION",
-        ["notifications"]
+        ["notifications", "templates", "preferences"]
     ),
     service!(
         "files",

@@ -143,6 +143,7 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
         .route("/assets/{*path}", get(redirect_asset))
         .route("/api/{*path}", any(proxy_request))
         .route("/.well-known/{*path}", get(proxy_well_known))
+        .route("/admin/mail", get(proxy_admin_mail))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     let limits = ratelimit::RateLimits::new(
@@ -290,6 +291,20 @@ async fn proxy_well_known(State(gateway): State<Arc<Gateway>>, request: Request)
         Some(forward) => {
             let resolved = Resolved {
                 segment: WELL_KNOWN.to_owned(),
+                forward,
+            };
+            forward_request(&gateway, resolved, request).await
+        }
+        None => route_not_found(request.uri().path()).into_response(),
+    }
+}
+
+/// `/admin/mail`, the local mailbox page, belongs to notifications.
+async fn proxy_admin_mail(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    match request.uri().path_and_query().cloned() {
+        Some(forward) => {
+            let resolved = Resolved {
+                segment: "notifications".to_owned(),
                 forward,
             };
             forward_request(&gateway, resolved, request).await
