@@ -168,6 +168,9 @@ pub struct Config {
     pub smtp_from: String,
     /// SendGrid API key (`SENDGRID_API_KEY`): a second email provider after SMTP.
     pub sendgrid_api_key: Option<Secret>,
+    /// SendGrid's Event Webhook verification key, base64 DER (`SENDGRID_WEBHOOK_PUBLIC_KEY`);
+    /// without it SendGrid's delivery events are refused.
+    pub sendgrid_webhook_public_key: Option<String>,
     /// SendGrid API base (`SENDGRID_API_BASE`).
     pub sendgrid_api_base: String,
     /// Twilio account (`TWILIO_ACCOUNT_SID`).
@@ -192,6 +195,16 @@ pub struct Config {
     pub fcm_api_base: String,
     /// Public base URL of the platform (`MERCATO_PUBLIC_URL`), for links in messages.
     pub mercato_public_url: String,
+    /// APNs token key, the `.p8` file (`APNS_KEY_FILE`).
+    pub apns_key_file: Option<PathBuf>,
+    /// Its key id (`APNS_KEY_ID`).
+    pub apns_key_id: Option<String>,
+    /// The Apple developer team (`APNS_TEAM_ID`).
+    pub apns_team_id: Option<String>,
+    /// The app's bundle id, the `apns-topic` (`APNS_TOPIC`).
+    pub apns_topic: Option<String>,
+    /// APNs base (`APNS_API_BASE`; `https://api.sandbox.push.apple.com` for development).
+    pub apns_api_base: String,
     /// Key signing outbound webhook notifications (`NOTIFICATIONS_WEBHOOK_SECRET`).
     pub notifications_webhook_secret: Option<Secret>,
     /// First retry pause of a failed send (`NOTIFICATIONS_RETRY_MS`), doubled per attempt.
@@ -301,6 +314,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: "Mercato <no-reply@mercato.local>".to_owned(),
             sendgrid_api_key: None,
+            sendgrid_webhook_public_key: None,
             sendgrid_api_base: "https://api.sendgrid.com".to_owned(),
             twilio_account_sid: None,
             twilio_auth_token: None,
@@ -313,6 +327,11 @@ impl Default for Config {
             fcm_service_account_file: None,
             fcm_api_base: "https://fcm.googleapis.com".to_owned(),
             mercato_public_url: "http://127.0.0.1:3000".to_owned(),
+            apns_key_file: None,
+            apns_key_id: None,
+            apns_team_id: None,
+            apns_topic: None,
+            apns_api_base: "https://api.push.apple.com".to_owned(),
             notifications_webhook_secret: None,
             notifications_retry_ms: 1_000,
             notifications_max_attempts: 8,

@@ -61,7 +61,8 @@ impl ProxyError {
 
 enum Dispatch {
     InProcess(Router),
-    Remote(Remote),
+    // Boxed: the HTTP pool is large, and most gateways in one process dispatch in-process.
+    Remote(Box<Remote>),
 }
 
 /// A running service as the gateway sees it: where its requests go, and its counters.
@@ -109,7 +110,7 @@ impl Backend {
         Self {
             info,
             stats,
-            dispatch: Dispatch::Remote(Remote::new(info.name, urls, pool)),
+            dispatch: Dispatch::Remote(Box::new(Remote::new(info.name, urls, pool))),
         }
     }
 

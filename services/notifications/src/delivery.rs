@@ -299,6 +299,10 @@ impl Sender {
                         now_micros(),
                     )
                     .await?;
+                    if provider.name() == "mailbox" {
+                        drop(conn);
+                        self.copy_to_inbox(&row).await?;
+                    }
                     return Ok(());
                 }
                 Err(SendError::Permanent(e)) => {
@@ -348,6 +352,53 @@ impl Sender {
                 now_micros(),
             )
             .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Sender {
+    /// Without an email provider, an email to a user also lands in their in-app inbox, so
+    /// it is seen, not only stored.
+    async fn copy_to_inbox(&self, row: &NotificationRow) -> anyhow::Result<()> {
+        let Some(user) = &row.user_id else {
+            return Ok(());
+        };
+        let now = now_micros();
+        let copy = NotificationRow {
+            id: mercato_kernel::id::new_id("ntf"),
+            channel: Channel::InApp.as_str().to_owned(),
+            recipient: user.clone(),
+            status: Status::Delivered.as_str().to_owned(),
+            provider: Some("in_app".to_owned()),
+            idempotency_key: Some(format!("mailbox:{}", row.id)),
+            html: None,
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+            sent_at: Some(now),
+            next_attempt_at: now,
+            claimed_until: None,
+            ..row.clone()
+        };
+        let mut conn = self.inner.db.pool().acquire().await?;
+        match store::insert_notification(&mut conn, &copy).await {
+            Ok(()) => {}
+            // Delivered twice (a claim ran out mid-send): one copy is enough.
+            Err(e) if mercato_store::is_unique_violation(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(in_app) = self.inner.providers.of(Channel::InApp).first() {
+            let message = Message {
+                id: copy.id.clone(),
+                to: user.clone(),
+                subject: copy.subject.clone(),
+                text: copy.body.clone(),
+                html: None,
+                data: Value::Null,
+            };
+            // The inbox has it already; this only tells open streams.
+            let _ = in_app.send(&message).await;
         }
         Ok(())
     }

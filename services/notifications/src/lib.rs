@@ -62,7 +62,8 @@ pub async fn start(ctx: Context) -> anyhow::Result<Service> {
         inbox,
         links,
         config.notifications_api_rate_per_second,
-    );
+    )
+    .with_callbacks(callbacks_from(config)?);
     Ok(Service::new(
         info,
         api::router(state),
@@ -151,6 +152,26 @@ pub fn providers_from(
             )?),
         );
     }
+    if let (Some(path), Some(key_id), Some(team_id), Some(topic)) = (
+        &config.apns_key_file,
+        &config.apns_key_id,
+        &config.apns_team_id,
+        &config.apns_topic,
+    ) {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read APNS_KEY_FILE `{}`: {e}", path.display()))?;
+        all.add(
+            Channel::Push,
+            Arc::new(providers::apns::Apns::new(
+                &config.apns_api_base,
+                &pem,
+                key_id,
+                team_id,
+                topic,
+                timeout,
+            )?),
+        );
+    }
     all.add(
         Channel::InApp,
         Arc::new(providers::in_app::InApp::new(inbox.clone())),
@@ -167,6 +188,31 @@ pub fn providers_from(
     );
     all.add(Channel::Chat, Arc::new(providers::chat::Chat::new(timeout)));
     Ok(all)
+}
+
+/// What verifies providers' delivery reports.
+fn callbacks_from(config: &Config) -> anyhow::Result<api::Callbacks> {
+    use base64::Engine;
+    let twilio = config.twilio_auth_token.as_ref().map(|token| {
+        let url = format!(
+            "{}{}",
+            config.mercato_public_url.trim_end_matches('/'),
+            api::TWILIO_STATUS_PATH
+        );
+        (token.expose().to_owned(), url)
+    });
+    let sendgrid_key = match config.sendgrid_webhook_public_key.as_deref() {
+        Some(key) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .map_err(|e| anyhow::anyhow!("SENDGRID_WEBHOOK_PUBLIC_KEY is not base64: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(api::Callbacks {
+        twilio,
+        sendgrid_key,
+    })
 }
 
 /// The link signer, with the key kept in the database (made on first start), so links in

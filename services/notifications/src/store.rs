@@ -602,3 +602,42 @@ pub async fn setting_or_insert(
         .fetch_one(conn)
         .await
 }
+
+/// The notification a provider knows as `message_id`.
+pub async fn find_by_provider_message(
+    conn: &mut AnyConnection,
+    provider: &str,
+    message_id: &str,
+) -> sqlx::Result<Option<NotificationRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE provider = $1 \
+         AND provider_message_id = $2"
+    )))
+    .bind(provider)
+    .bind(message_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A provider's report on a sent message: `delivered`, `bounced` or `failed`. Only a `sent`
+/// (or, for a late bounce, `delivered`) message changes; a repeated report changes nothing.
+pub async fn report_delivery(
+    conn: &mut AnyConnection,
+    id: &str,
+    status: &str,
+    error: Option<&str>,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE notifications SET status = $2, last_error = COALESCE($3, last_error), \
+         updated_at = $4 WHERE id = $1 AND (status = 'sent' \
+         OR (status = 'delivered' AND $2 = 'bounced'))",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

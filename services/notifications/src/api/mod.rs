@@ -1,11 +1,13 @@
 //! HTTP handlers of the notifications service.
 
+mod callbacks;
 mod inbox;
 mod preferences;
 mod send;
 mod templates;
 mod tracking;
 
+pub use callbacks::{Callbacks, SENDGRID_EVENTS_PATH, TWILIO_STATUS_PATH};
 pub use inbox::STAFF_INBOX;
 
 use std::num::NonZeroU32;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub caller_limit: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     /// Signs and checks click and unsubscribe links.
     pub links: Links,
+    /// Verifies providers' delivery reports.
+    pub callbacks: Callbacks,
 }
 
 impl AppState {
@@ -48,12 +52,19 @@ impl AppState {
     ) -> Self {
         Self {
             links,
+            callbacks: Callbacks::default(),
             db,
             sender,
             inbox,
             caller_limit: NonZeroU32::new(rate)
                 .map(|r| Arc::new(RateLimiter::keyed(Quota::per_second(r)))),
         }
+    }
+
+    /// The same state verifying providers' reports with `callbacks`.
+    pub fn with_callbacks(mut self, callbacks: Callbacks) -> Self {
+        self.callbacks = callbacks;
+        self
     }
 }
 
@@ -65,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::routes())
         .merge(inbox::routes())
         .merge(tracking::routes())
+        .merge(callbacks::routes())
         .with_state(state)
 }
 
@@ -80,6 +92,7 @@ impl ApiDoc {
         doc.merge(preferences::Doc::openapi());
         doc.merge(inbox::Doc::openapi());
         doc.merge(tracking::Doc::openapi());
+        doc.merge(callbacks::Doc::openapi());
         doc
     }
 }

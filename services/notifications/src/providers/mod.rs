@@ -2,6 +2,7 @@
 //! providers; a transient failure of one moves the message to the next (failover), a
 //! permanent one fails it.
 
+pub mod apns;
 pub mod chat;
 pub mod fcm;
 pub mod in_app;

@@ -85,6 +85,22 @@ async fn without_smtp_emails_land_in_the_local_mailbox() {
         assert_eq!(page.status, StatusCode::OK, "{}", app.label);
         let anonymous = app.get_public("/admin/mail").await;
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", app.label);
+
+        // A user's email also shows in their in-app inbox.
+        let reply = send(
+            &app,
+            json!({"channel": "email", "to": "cy@example.com", "user_id": "usr_cy", "subject": "Your receipt", "body": "Thanks"}),
+        )
+        .await;
+        settled(&app, reply.body["id"].as_str().unwrap()).await;
+        let cy = app.keys.token_for("usr_cy", &["customer"], None);
+        app.eventually("the copy in the inbox", || async {
+            let inbox = app
+                .request("GET", "/api/v1/notifications/inbox", Some(&cy), None)
+                .await;
+            inbox.body["data"][0]["subject"] == "Your receipt"
+        })
+        .await;
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod ab;
+mod callbacks;
 mod delivery;
 mod email;
 mod inbox;
