@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod email;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -114,20 +114,6 @@ pub fn is_category(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// A plausible email address: one `@`, a local part, a dotted domain, no spaces, ≤ 254.
-pub fn is_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    email.len() <= 254
-        && !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 /// E.164: `+`, then 8 to 15 digits, the first not 0.
 pub fn is_phone(phone: &str) -> bool {
     phone.strip_prefix('+').is_some_and(|digits| {
@@ -146,7 +132,7 @@ pub fn is_url(url: &str) -> bool {
 /// URL.
 pub fn is_recipient(channel: Channel, to: &str) -> bool {
     match channel {
-        Channel::Email => is_email(to),
+        Channel::Email => mercato_kernel::email::Email::parse(to, "to").is_ok(),
         Channel::Sms => is_phone(to),
         Channel::Push => (16..=4096).contains(&to.len()) && to.is_ascii(),
         Channel::InApp => (1..=64).contains(&to.len()),

@@ -491,13 +491,9 @@ async fn insert(
 /// Field errors of the checkout input.
 fn check(order: &mut Order) -> Result<(), CheckoutError> {
     let mut errors = Vec::new();
-    order.email = order.email.trim().to_ascii_lowercase();
-    if !domain::is_email(&order.email) {
-        errors.push(FieldError::new(
-            "email",
-            "invalid_email",
-            "not an email address",
-        ));
+    match mercato_kernel::email::Email::parse(&order.email, "email") {
+        Ok(email) => order.email = email.into_string(),
+        Err(e) => errors.push(e),
     }
     order
         .shipping_address

@@ -480,28 +480,18 @@ impl Saga {
                     _ => call_error(e, "committing the stock"),
                 })?;
         }
-        let mut tx = self.inner.db.begin().await?;
-        let now = now_micros();
-        let moved = store::advance(
-            &mut tx,
-            &order.id,
-            order.saga_version,
-            Step::Done,
-            &StepChange::default(),
-            now,
-            now,
-        )
-        .await?
-            && transition(&mut tx, order, Status::Paid, "payment succeeded", now).await?;
-        if !moved {
+        if !self
+            .finish(
+                order,
+                Status::Paid,
+                "payment succeeded",
+                ORDER_PAID,
+                "order_receipt",
+            )
+            .await?
+        {
             return Ok(Flow::Stop);
         }
-        let mut paid = order.clone();
-        paid.status = Status::Paid.as_str().to_owned();
-        let lines = store::lines(&mut tx, &order.id).await?;
-        events::publish(&mut tx, ORDER_PAID, &paid, &lines, None, "system").await?;
-        events::email(&mut tx, "order_receipt", &paid, &lines).await?;
-        tx.commit().await?;
         self.redeem(order).await;
         Ok(Flow::Stop)
     }
@@ -571,6 +561,27 @@ impl Saga {
             }
         }
         let reason = order.cancel_reason.as_deref().unwrap_or("cancelled");
+        self.finish(
+            order,
+            Status::Cancelled,
+            reason,
+            ORDER_CANCELLED,
+            "order_cancelled",
+        )
+        .await?;
+        Ok(Flow::Stop)
+    }
+
+    /// Ends the saga: `Done`, the order in its final status `to`, its event and its email,
+    /// in one transaction; false when another driver finished it first.
+    async fn finish(
+        &self,
+        order: &OrderRow,
+        to: Status,
+        note: &str,
+        subject: &str,
+        template: &str,
+    ) -> Result<bool, StepError> {
         let mut tx = self.inner.db.begin().await?;
         let now = now_micros();
         let moved = store::advance(
@@ -583,25 +594,18 @@ impl Saga {
             now,
         )
         .await?
-            && transition(&mut tx, order, Status::Cancelled, reason, now).await?;
+            && transition(&mut tx, order, to, note, now).await?;
         if !moved {
-            return Ok(Flow::Stop);
+            return Ok(false);
         }
-        let mut cancelled = order.clone();
-        cancelled.status = Status::Cancelled.as_str().to_owned();
+        let mut finished = order.clone();
+        finished.status = to.as_str().to_owned();
         let lines = store::lines(&mut tx, &order.id).await?;
-        events::publish(
-            &mut tx,
-            ORDER_CANCELLED,
-            &cancelled,
-            &lines,
-            Some(reason),
-            "system",
-        )
-        .await?;
-        events::email(&mut tx, "order_cancelled", &cancelled, &lines).await?;
+        let reason = (to == Status::Cancelled).then_some(note);
+        events::publish(&mut tx, subject, &finished, &lines, reason, "system").await?;
+        events::email(&mut tx, template, &finished, &lines).await?;
         tx.commit().await?;
-        Ok(Flow::Stop)
+        Ok(true)
     }
 }
 

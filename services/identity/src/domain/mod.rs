@@ -1,7 +1,7 @@
 //! Identity rules: emails, names, passwords, roles, throttling. No HTTP, no SQL here.
 
 pub mod bootstrap;
-pub mod email;
+pub use mercato_kernel::email;
 pub mod org;
 pub mod password;
 pub mod throttle;

@@ -348,13 +348,9 @@ fn check_destination(
 
 fn check_email(email: &mut Option<String>, errors: &mut Vec<FieldError>) {
     if let Some(e) = email {
-        *e = e.trim().to_ascii_lowercase();
-        if !domain::is_email(e) {
-            errors.push(FieldError::new(
-                "email",
-                "invalid_email",
-                "not an email address",
-            ));
+        match mercato_kernel::email::Email::parse(e, "email") {
+            Ok(parsed) => *e = parsed.into_string(),
+            Err(problem) => errors.push(problem),
         }
     }
 }

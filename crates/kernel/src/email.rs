@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use mercato_kernel::FieldError;
+use crate::error::FieldError;
 
 /// Longest address (RFC 5321 path limit minus the angle brackets).
 pub const MAX_LEN: usize = 254;
