@@ -181,16 +181,8 @@ impl Sender {
                 };
                 let release = hours.release_at(now);
                 if release > now {
-                    store::requeue(
-                        &mut conn,
-                        &row.id,
-                        release,
-                        row.attempts,
-                        Some("quiet hours"),
-                        now,
-                    )
-                    .await?;
-                    return Ok(());
+                    drop(conn);
+                    return self.requeue(&row, release, Some("quiet hours")).await;
                 }
             }
         }
@@ -201,18 +193,9 @@ impl Sender {
                 channel.as_str()
             );
             if let Err(not_until) = limiter.check_key(&key) {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let mut conn = db.pool().acquire().await?;
-                store::requeue(
-                    &mut conn,
-                    &row.id,
-                    now + micros(wait).max(1000),
-                    row.attempts,
-                    None,
-                    now,
-                )
-                .await?;
-                return Ok(());
+                return self
+                    .requeue(&row, throttled_until(&not_until, now), None)
+                    .await;
             }
         }
         let message = Message {
@@ -246,18 +229,9 @@ impl Sender {
             if let Some(limiter) = &self.inner.per_provider
                 && let Err(not_until) = limiter.check_key(&provider.name())
             {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let mut conn = db.pool().acquire().await?;
-                store::requeue(
-                    &mut conn,
-                    &row.id,
-                    now + micros(wait).max(1000),
-                    row.attempts,
-                    None,
-                    now,
-                )
-                .await?;
-                return Ok(());
+                return self
+                    .requeue(&row, throttled_until(&not_until, now), None)
+                    .await;
             }
             let started = Instant::now();
             let result = provider.send(&message).await;
@@ -402,6 +376,29 @@ impl Sender {
         }
         Ok(())
     }
+}
+
+impl Sender {
+    /// Puts a claimed notification back to wait until `at`, without counting an attempt.
+    async fn requeue(
+        &self,
+        row: &NotificationRow,
+        at: i64,
+        note: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut conn = self.inner.db.pool().acquire().await?;
+        store::requeue(&mut conn, &row.id, at, row.attempts, note, now_micros()).await?;
+        Ok(())
+    }
+}
+
+/// When a send a rate limit refused may try again (at least a millisecond later).
+fn throttled_until(
+    not_until: &governor::NotUntil<governor::clock::QuantaInstant>,
+    now: i64,
+) -> i64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    now + micros(wait).max(1000)
 }
 
 fn micros(d: Duration) -> i64 {

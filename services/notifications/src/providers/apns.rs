@@ -12,9 +12,8 @@ use mercato_kernel::config::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Mutex;
-use url::Url;
 
-use super::{Accepted, Message, Provider, SendError, unreachable};
+use super::{Accepted, Message, Provider, SendError, http_base_url, unreachable};
 
 /// A provider token is replaced once it is this old.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(50 * 60);
@@ -62,7 +61,7 @@ impl Apns {
         topic: &str,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let base = http_url(api_base, "APNs API base")?;
+        let base = http_base_url(api_base, "APNs API base")?;
         anyhow::ensure!(
             is_apple_id(key_id),
             "APNs key id `{key_id}` is not a 10-character key id"
@@ -227,37 +226,21 @@ fn is_apple_id(id: &str) -> bool {
     id.len() == 10 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// `url` if it is an absolute http(s) URL without query or fragment.
-fn http_url(url: &str, what: &str) -> anyhow::Result<Url> {
-    let parsed =
-        Url::parse(url).map_err(|e| anyhow::anyhow!("{what} `{url}` is not a URL: {e}"))?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "http" | "https")
-            && parsed.host().is_some()
-            && parsed.query().is_none()
-            && parsed.fragment().is_none(),
-        "{what} `{url}` is not an http(s) URL without query"
-    );
-    Ok(parsed)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::VecDeque;
-    use std::convert::Infallible;
     use std::sync::Arc;
     use std::sync::Mutex as StdMutex;
 
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
-    use base64::Engine as _;
-    use hyper::{HeaderMap, Request, Response, StatusCode, Version};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper::{Response, StatusCode, Version};
     use jsonwebtoken::{DecodingKey, Validation};
     use serde_json::Value;
 
     use super::*;
+    use crate::providers::test_support::{Log, Received, closed_port_url, pem, serve_http2};
 
     const KEY_ID: &str = "ABC123DEFG";
     const TEAM_ID: &str = "DEF123GHIJ";
@@ -282,40 +265,11 @@ mod tests {
         }
     }
 
-    fn pem(label: &str, der: &[u8]) -> String {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = encoded
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-            lines.join("\n")
-        )
-    }
-
-    /// A request the fake APNs received.
-    #[derive(Debug, Clone)]
-    struct Seen {
-        version: Version,
-        method: String,
-        path: String,
-        headers: HeaderMap,
-        body: Value,
-    }
-
-    impl Seen {
-        fn header(&self, name: &str) -> &str {
-            self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-        }
-    }
-
     /// The fake Apple: verifies provider tokens, records requests, answers from a script.
     #[derive(Clone)]
     struct Fake {
         public_point: Arc<Vec<u8>>,
-        seen: Arc<StdMutex<Vec<Seen>>>,
+        seen: Log,
         /// Verified token claims, one per request.
         claims: Arc<StdMutex<Vec<Value>>>,
         /// Why tokens were refused.
@@ -325,8 +279,8 @@ mod tests {
     }
 
     impl Fake {
-        fn seen(&self) -> Vec<Seen> {
-            self.seen.lock().unwrap().clone()
+        fn seen(&self) -> Vec<Received> {
+            self.seen.all()
         }
 
         fn next_answers(&self, answers: &[(u16, &'static str)]) {
@@ -354,19 +308,7 @@ mod tests {
             Ok(data.claims)
         }
 
-        async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<axum::body::Body> {
-            let (parts, body) = req.into_parts();
-            let body = axum::body::to_bytes(axum::body::Body::new(body), 1 << 20)
-                .await
-                .unwrap();
-            let seen = Seen {
-                version: parts.version,
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_owned(),
-                headers: parts.headers.clone(),
-                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            };
-            self.seen.lock().unwrap().push(seen.clone());
+        fn answer(&self, seen: &Received) -> Response<axum::body::Body> {
             if seen.version != Version::HTTP_2 {
                 return refusal(505, "HttpVersionNotSupported");
             }
@@ -402,31 +344,16 @@ mod tests {
     /// Starts the fake APNs (HTTP/2 without TLS) verifying with `key`'s public half; returns
     /// it and its base URL.
     async fn fake_apple(key: &TestKey) -> (Fake, String) {
-        let fake = Fake {
+        let mut fake = Fake {
             public_point: Arc::new(key.public_point.clone()),
-            seen: Arc::default(),
+            seen: Log::default(),
             claims: Arc::default(),
             refusals: Arc::default(),
             script: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let server = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let fake = server.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let fake = fake.clone();
-                        async move { Ok::<_, Infallible>(fake.answer(req).await) }
-                    });
-                    // A client hanging up ends the connection with an error: nothing to do.
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (base, seen) = serve_http2(move |request: &Received| server.answer(request)).await;
+        fake.seen = seen;
         (fake, base)
     }
 
@@ -475,7 +402,7 @@ mod tests {
         assert_eq!(request.header("apns-priority"), "10");
         assert_eq!(request.header("apns-id"), expected_id);
         assert_eq!(
-            request.body,
+            request.json(),
             json!({
                 "aps": {
                     "alert": {"title": "Order shipped", "body": "Order #42 is on its way"},
@@ -633,9 +560,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_port_is_transient() {
         let key = test_key();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
+        let base = closed_port_url();
 
         let result = apns(&key, &base).send(&message(DEVICE)).await;
 

@@ -133,60 +133,10 @@ fn teams_card(message: &Message) -> Value {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-    use axum::response::IntoResponse;
+    use axum::http::{Method, StatusCode};
 
     use super::*;
-
-    /// One request the fake chat service got.
-    #[derive(Debug, Clone)]
-    struct Received {
-        method: Method,
-        path: String,
-        headers: HeaderMap,
-        body: Bytes,
-    }
-
-    type Log = Arc<Mutex<Vec<Received>>>;
-
-    /// Starts a chat service answering every request with `status`, `headers` and `body`,
-    /// and returns its base URL and what it received.
-    async fn service(
-        status: StatusCode,
-        headers: &'static [(&'static str, &'static str)],
-        body: &'static str,
-    ) -> (String, Log) {
-        let log = Log::default();
-        let seen = log.clone();
-        let app = Router::new().fallback(
-            move |method: Method, uri: Uri, request_headers: HeaderMap, request_body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(Received {
-                        method,
-                        path: uri.path().to_owned(),
-                        headers: request_headers,
-                        body: request_body,
-                    });
-                    let mut answer = (status, body).into_response();
-                    for (name, value) in headers {
-                        answer
-                            .headers_mut()
-                            .insert(*name, HeaderValue::from_static(value));
-                    }
-                    answer
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}"), log)
-    }
+    use crate::providers::test_support::{canned, closed_port_url};
 
     fn message(to: &str, subject: &str, text: &str) -> Message {
         Message {
@@ -289,7 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn posts_the_slack_format_to_a_non_teams_host() {
-        let (base, log) = service(StatusCode::OK, &[], "ok").await;
+        let (base, log) = canned(StatusCode::OK, &[], "ok").await;
 
         let accepted = chat()
             .send(&message(
@@ -302,7 +252,7 @@ mod tests {
 
         assert_eq!(accepted.message_id, None);
         assert_eq!(accepted.response, "200 ok");
-        let received = log.lock().unwrap().clone();
+        let received = log.all();
         assert_eq!(received.len(), 1);
         let received = &received[0];
         assert_eq!(received.method, Method::POST);
@@ -326,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_teams_answer_of_1_is_sent() {
-        let (base, _) = service(StatusCode::OK, &[], "1").await;
+        let (base, _) = canned(StatusCode::OK, &[], "1").await;
         let accepted = chat()
             .send(&message(&format!("{base}/webhookb2/abc"), "s", "t"))
             .await
@@ -336,14 +286,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_503_is_transient() {
-        let (base, _) = service(StatusCode::SERVICE_UNAVAILABLE, &[], "down").await;
+        let (base, _) = canned(StatusCode::SERVICE_UNAVAILABLE, &[], "down").await;
         let error = chat().send(&message(&base, "s", "t")).await.unwrap_err();
         assert!(matches!(error, SendError::Transient(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_400_is_permanent() {
-        let (base, _) = service(StatusCode::BAD_REQUEST, &[], "invalid_payload").await;
+        let (base, _) = canned(StatusCode::BAD_REQUEST, &[], "invalid_payload").await;
         let error = chat().send(&message(&base, "s", "t")).await.unwrap_err();
         assert!(
             matches!(error, SendError::Permanent(ref m) if m.contains("invalid_payload")),
@@ -353,14 +303,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_410_is_permanent() {
-        let (base, _) = service(StatusCode::GONE, &[], "channel_is_archived").await;
+        let (base, _) = canned(StatusCode::GONE, &[], "channel_is_archived").await;
         let error = chat().send(&message(&base, "s", "t")).await.unwrap_err();
         assert!(matches!(error, SendError::Permanent(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_redirect_is_permanent_and_not_followed() {
-        let (base, log) = service(
+        let (base, log) = canned(
             StatusCode::MOVED_PERMANENTLY,
             &[("location", "https://elsewhere.example/")],
             "",
@@ -370,17 +320,13 @@ mod tests {
         let error = chat().send(&message(&base, "s", "t")).await.unwrap_err();
 
         assert!(matches!(error, SendError::Permanent(_)), "{error}");
-        assert_eq!(log.lock().unwrap().len(), 1);
+        assert_eq!(log.all().len(), 1);
     }
 
     #[tokio::test]
     async fn a_closed_port_is_transient() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-
         let error = chat()
-            .send(&message(&format!("http://{addr}/hook"), "s", "t"))
+            .send(&message(&format!("{}/hook", closed_port_url()), "s", "t"))
             .await
             .unwrap_err();
 

@@ -13,7 +13,10 @@ use serde_json::json;
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::{Accepted, Message, Provider, SendError, classify, http_client, unreachable};
+use super::{
+    Accepted, Message, Provider, SendError, http_base_url, http_client, post_form, refused,
+    unreachable,
+};
 
 /// The OAuth2 scope FCM sends need.
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -106,8 +109,8 @@ impl Fcm {
             !account.client_email.is_empty(),
             "FCM service account client_email is empty"
         );
-        let token_url = http_url(&account.token_uri, "FCM service account token_uri")?;
-        let base = http_url(api_base, "FCM API base")?;
+        let token_url = http_base_url(&account.token_uri, "FCM service account token_uri")?;
+        let base = http_base_url(api_base, "FCM API base")?;
         let send_url = format!(
             "{}/v1/projects/{}/messages:send",
             base.as_str().trim_end_matches('/'),
@@ -183,17 +186,7 @@ impl Fcm {
             .append_pair("grant_type", JWT_BEARER)
             .append_pair("assertion", &assertion)
             .finish();
-        let response = self
-            .client
-            .post(self.token_url.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
+        let response = post_form(self.client.post(self.token_url.clone()), form).await?;
         let status = response.status();
         let body = response.text().await.map_err(|e| unreachable(&e))?;
         if !status.is_success() {
@@ -259,29 +252,6 @@ impl Provider for Fcm {
     }
 }
 
-/// The error [`classify`] gives a non-2xx answer (FCM's `status` and `errorCode` are in it).
-async fn refused(response: reqwest::Response) -> SendError {
-    match classify(response).await {
-        Err(e) => e,
-        // Not reached: only non-2xx answers come here.
-        Ok((status, body)) => SendError::Transient(format!("{status}: {body}")),
-    }
-}
-
-/// `url` if it is an absolute http(s) URL without query or fragment.
-fn http_url(url: &str, what: &str) -> anyhow::Result<Url> {
-    let parsed =
-        Url::parse(url).map_err(|e| anyhow::anyhow!("{what} `{url}` is not a URL: {e}"))?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "http" | "https")
-            && parsed.host().is_some()
-            && parsed.query().is_none()
-            && parsed.fragment().is_none(),
-        "{what} `{url}` is not an http(s) URL without query"
-    );
-    Ok(parsed)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -292,13 +262,12 @@ mod tests {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::rsa::{KeyPair, KeySize};
     use aws_lc_rs::signature::KeyPair as _;
-    use axum::extract::State;
-    use axum::http::{HeaderMap, StatusCode, Uri};
-    use base64::Engine as _;
+    use axum::http::StatusCode;
     use jsonwebtoken::{DecodingKey, Validation};
     use serde_json::Value;
 
     use super::*;
+    use crate::providers::test_support::{Received, closed_port_url, pem, serve};
 
     const PROJECT: &str = "mercato-test";
     const EMAIL: &str = "push@mercato-test.iam.gserviceaccount.com";
@@ -313,18 +282,8 @@ mod tests {
 
     fn test_key() -> TestKey {
         let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let pkcs8 = pair.as_der().unwrap();
-        let encoded = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
-        let lines: Vec<&str> = encoded
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
         TestKey {
-            pem: format!(
-                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-                lines.join("\n")
-            ),
+            pem: pem("PRIVATE KEY", pair.as_der().unwrap().as_ref()),
             public_der: pair.public_key().as_ref().to_vec(),
         }
     }
@@ -453,22 +412,6 @@ mod tests {
         (StatusCode::from_u16(code).unwrap(), answer.to_string())
     }
 
-    async fn dispatch(
-        State(fake): State<Fake>,
-        uri: Uri,
-        headers: HeaderMap,
-        body: String,
-    ) -> (StatusCode, String) {
-        let authorization = headers
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        match uri.path() {
-            "/token" => fake.token(&body),
-            path => fake.send(path, &authorization, &body),
-        }
-    }
-
     /// Starts the fake Google verifying with `key`'s public half; returns it and its base URL.
     async fn fake_google(key: &TestKey, expires_in: u64) -> (Fake, String) {
         let fake = Fake {
@@ -479,13 +422,13 @@ mod tests {
             refusals: Arc::default(),
             sends: Arc::default(),
         };
-        let app = axum::Router::new()
-            .fallback(dispatch)
-            .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = fake.clone();
+        let (base, _) = serve(move |request: &Received| match request.path.as_str() {
+            "/token" => server.token(request.text()),
+            path => server.send(path, request.header("authorization"), request.text()),
+        })
+        .await;
         *fake.token_uri.lock().unwrap() = format!("{base}/token");
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (fake, base)
     }
 
@@ -650,9 +593,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_port_is_transient() {
         let key = test_key();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
+        let base = closed_port_url();
 
         let result = fcm(&key, &base).send(&message("device-1")).await;
 

@@ -9,6 +9,8 @@ pub mod in_app;
 pub mod mailbox;
 pub mod sendgrid;
 pub mod smtp;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
@@ -123,4 +125,43 @@ pub async fn classify(response: reqwest::Response) -> Result<(u16, String), Send
 /// A request that got no answer: always transient.
 pub fn unreachable(e: &reqwest::Error) -> SendError {
     SendError::Transient(format!("no answer: {e}"))
+}
+
+/// The error [`classify`] gives a non-2xx answer (with the provider's explanation in its body).
+pub(crate) async fn refused(response: reqwest::Response) -> SendError {
+    match classify(response).await {
+        Err(e) => e,
+        // Not reached: only non-2xx answers come here.
+        Ok((status, body)) => SendError::Transient(format!("{status}: {body}")),
+    }
+}
+
+/// Sends `request` with the urlencoded `form` as its body.
+pub(crate) async fn post_form(
+    request: reqwest::RequestBuilder,
+    form: String,
+) -> Result<reqwest::Response, SendError> {
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| unreachable(&e))
+}
+
+/// `url` if it is an absolute http(s) URL without query or fragment; `what` names it in errors.
+pub(crate) fn http_base_url(url: &str, what: &str) -> anyhow::Result<url::Url> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| anyhow::anyhow!("{what} `{url}` is not a URL: {e}"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https")
+            && parsed.host().is_some()
+            && parsed.query().is_none()
+            && parsed.fragment().is_none(),
+        "{what} `{url}` is not an http(s) URL without query"
+    );
+    Ok(parsed)
 }

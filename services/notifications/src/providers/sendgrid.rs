@@ -203,60 +203,10 @@ fn is_address(address: &str) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-    use axum::response::IntoResponse;
+    use axum::http::{Method, StatusCode};
 
     use super::*;
-
-    /// One request the fake SendGrid got.
-    #[derive(Debug, Clone)]
-    struct Received {
-        method: Method,
-        path: String,
-        headers: HeaderMap,
-        body: Bytes,
-    }
-
-    type Log = Arc<Mutex<Vec<Received>>>;
-
-    /// Starts a fake SendGrid answering every request with `status`, `headers` and `body`,
-    /// and returns its base URL and what it received.
-    async fn fake_sendgrid(
-        status: StatusCode,
-        headers: &'static [(&'static str, &'static str)],
-        body: &'static str,
-    ) -> (String, Log) {
-        let log = Log::default();
-        let seen = log.clone();
-        let app = Router::new().fallback(
-            move |method: Method, uri: Uri, request_headers: HeaderMap, request_body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(Received {
-                        method,
-                        path: uri.path().to_owned(),
-                        headers: request_headers,
-                        body: request_body,
-                    });
-                    let mut answer = (status, body).into_response();
-                    for (name, value) in headers {
-                        answer
-                            .headers_mut()
-                            .insert(*name, HeaderValue::from_static(value));
-                    }
-                    answer
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}"), log)
-    }
+    use crate::providers::test_support::{canned, closed_port_url};
 
     fn message(html: Option<&str>) -> Message {
         Message {
@@ -281,8 +231,7 @@ mod tests {
 
     #[tokio::test]
     async fn posts_the_mail_send_request() {
-        let (base, log) =
-            fake_sendgrid(StatusCode::ACCEPTED, &[("x-message-id", "sg-abc123")], "").await;
+        let (base, log) = canned(StatusCode::ACCEPTED, &[("x-message-id", "sg-abc123")], "").await;
 
         let accepted = sendgrid(&format!("{base}/"))
             .send(&message(Some("<p>Thanks for your order.</p>")))
@@ -291,7 +240,7 @@ mod tests {
 
         assert_eq!(accepted.message_id.as_deref(), Some("sg-abc123"));
         assert_eq!(accepted.response, "202");
-        let received = log.lock().unwrap().clone();
+        let received = log.all();
         assert_eq!(received.len(), 1);
         let received = &received[0];
         assert_eq!(received.method, Method::POST);
@@ -323,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn sends_only_text_without_html_and_keeps_a_base_path() {
-        let (base, log) = fake_sendgrid(StatusCode::ACCEPTED, &[], "").await;
+        let (base, log) = canned(StatusCode::ACCEPTED, &[], "").await;
 
         let accepted = SendGrid::new(
             &format!("{base}/proxy"),
@@ -337,7 +286,7 @@ mod tests {
         .unwrap();
 
         assert_eq!(accepted.message_id, None);
-        let received = log.lock().unwrap()[0].clone();
+        let received = log.all()[0].clone();
         assert_eq!(received.path, "/proxy/v3/mail/send");
         let body: Value = serde_json::from_slice(&received.body).unwrap();
         assert_eq!(body["from"], json!({"email": "no-reply@mercato.local"}));
@@ -349,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_401_is_permanent() {
-        let (base, _) = fake_sendgrid(
+        let (base, _) = canned(
             StatusCode::UNAUTHORIZED,
             &[],
             r#"{"errors":[{"message":"The provided authorization grant is invalid"}]}"#,
@@ -364,38 +313,35 @@ mod tests {
 
     #[tokio::test]
     async fn a_403_is_permanent() {
-        let (base, _) = fake_sendgrid(StatusCode::FORBIDDEN, &[], "").await;
+        let (base, _) = canned(StatusCode::FORBIDDEN, &[], "").await;
         let error = sendgrid(&base).send(&message(None)).await.unwrap_err();
         assert!(matches!(error, SendError::Permanent(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_429_is_transient() {
-        let (base, _) = fake_sendgrid(StatusCode::TOO_MANY_REQUESTS, &[], "").await;
+        let (base, _) = canned(StatusCode::TOO_MANY_REQUESTS, &[], "").await;
         let error = sendgrid(&base).send(&message(None)).await.unwrap_err();
         assert!(matches!(error, SendError::Transient(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_503_is_transient() {
-        let (base, _) = fake_sendgrid(StatusCode::SERVICE_UNAVAILABLE, &[], "").await;
+        let (base, _) = canned(StatusCode::SERVICE_UNAVAILABLE, &[], "").await;
         let error = sendgrid(&base).send(&message(None)).await.unwrap_err();
         assert!(matches!(error, SendError::Transient(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_400_is_permanent() {
-        let (base, _) = fake_sendgrid(StatusCode::BAD_REQUEST, &[], "bad").await;
+        let (base, _) = canned(StatusCode::BAD_REQUEST, &[], "bad").await;
         let error = sendgrid(&base).send(&message(None)).await.unwrap_err();
         assert!(matches!(error, SendError::Permanent(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_closed_port_is_transient() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let error = sendgrid(&format!("http://{addr}"))
+        let error = sendgrid(&closed_port_url())
             .send(&message(None))
             .await
             .unwrap_err();
@@ -404,12 +350,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_recipient_that_is_not_an_address_is_permanent_and_not_sent() {
-        let (base, log) = fake_sendgrid(StatusCode::ACCEPTED, &[], "").await;
+        let (base, log) = canned(StatusCode::ACCEPTED, &[], "").await;
         let mut bad = message(None);
         bad.to = "+15551234567".to_owned();
         let error = sendgrid(&base).send(&bad).await.unwrap_err();
         assert!(matches!(error, SendError::Permanent(_)), "{error}");
-        assert!(log.lock().unwrap().is_empty());
+        assert!(log.all().is_empty());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use mercato_kernel::config::Secret;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Accepted, Message, Provider, SendError, classify, http_client, unreachable};
+use super::{
+    Accepted, Message, Provider, SendError, http_base_url, http_client, post_form, refused,
+};
 
 /// The Twilio SMS provider.
 pub struct Twilio {
@@ -136,19 +138,12 @@ impl Provider for Twilio {
             }
             form.finish()
         };
-        let response = self
+        let request = self
             .client
             .post(self.messages_url.clone())
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        let response = post_form(request, form).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(refused(response).await);
@@ -175,26 +170,9 @@ impl Provider for Twilio {
     }
 }
 
-/// The error [`classify`] gives a non-2xx answer (its body, with Twilio's `code` and `message`).
-async fn refused(response: reqwest::Response) -> SendError {
-    match classify(response).await {
-        Err(e) => e,
-        // Not reached: only non-2xx answers come here.
-        Ok((status, body)) => SendError::Transient(format!("{status}: {body}")),
-    }
-}
-
 /// `path` under `api_base`, which must be an absolute http(s) URL without query or fragment.
 fn endpoint(api_base: &str, path: &str) -> anyhow::Result<Url> {
-    let base = Url::parse(api_base)
-        .map_err(|e| anyhow::anyhow!("twilio API base `{api_base}` is not a URL: {e}"))?;
-    anyhow::ensure!(
-        matches!(base.scheme(), "http" | "https")
-            && base.host().is_some()
-            && base.query().is_none()
-            && base.fragment().is_none(),
-        "twilio API base `{api_base}` is not an http(s) URL without query"
-    );
+    let base = http_base_url(api_base, "twilio API base")?;
     let url = format!("{}{path}", base.as_str().trim_end_matches('/'));
     Url::parse(&url).map_err(|e| anyhow::anyhow!("twilio messages URL `{url}`: {e}"))
 }
@@ -231,76 +209,17 @@ mod signature_tests {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::HashMap;
-    use std::net::SocketAddr;
-    use std::sync::{Arc, Mutex};
 
-    use axum::extract::State;
-    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::http::StatusCode;
     use base64::Engine as _;
     use serde_json::json;
 
     use super::*;
+    use crate::providers::test_support::{closed_port_url, serve};
 
     const SID: &str = "AC0123456789abcdef0123456789abcdef";
     const TOKEN: &str = "auth-token";
     const SERVICE: &str = "MG0123456789abcdef0123456789abcdef";
-
-    /// A request the fake Twilio received.
-    #[derive(Debug, Clone)]
-    struct Seen {
-        path: String,
-        authorization: String,
-        content_type: String,
-        form: HashMap<String, String>,
-    }
-
-    type Answer = Arc<dyn Fn(&Seen) -> (StatusCode, String) + Send + Sync>;
-
-    #[derive(Clone)]
-    struct Fake {
-        seen: Arc<Mutex<Vec<Seen>>>,
-        answer: Answer,
-    }
-
-    async fn record(
-        State(fake): State<Fake>,
-        uri: Uri,
-        headers: HeaderMap,
-        body: String,
-    ) -> (StatusCode, String) {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default()
-        };
-        let seen = Seen {
-            path: uri.path().to_owned(),
-            authorization: header("authorization"),
-            content_type: header("content-type"),
-            form: url::form_urlencoded::parse(body.as_bytes())
-                .into_owned()
-                .collect(),
-        };
-        fake.seen.lock().unwrap().push(seen.clone());
-        (fake.answer)(&seen)
-    }
-
-    /// Starts a fake Twilio answering with `answer`; returns its base URL and what it saw.
-    async fn fake_twilio(
-        answer: impl Fn(&Seen) -> (StatusCode, String) + Send + Sync + 'static,
-    ) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let fake = Fake {
-            seen: Arc::default(),
-            answer: Arc::new(answer),
-        };
-        let seen = fake.seen.clone();
-        let app = axum::Router::new().fallback(record).with_state(fake);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}"), seen)
-    }
 
     /// What Twilio answers 201 with: a message resource longer than the attempt log keeps.
     fn created(sid: &str, to: &str, body: &str) -> String {
@@ -358,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn posts_the_form_with_basic_auth_and_returns_the_message_sid() {
-        let (base, seen) = fake_twilio(|_| {
+        let (base, seen) = serve(|_| {
             // Longer than the 500 characters `classify` keeps: the sid must still be read.
             let long_body = "x".repeat(600);
             (
@@ -385,7 +304,7 @@ mod tests {
             accepted.response,
             "201 SM0123456789abcdef0123456789abcdef queued"
         );
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.all();
         assert_eq!(seen.len(), 1);
         let req = &seen[0];
         assert_eq!(
@@ -394,8 +313,11 @@ mod tests {
         );
         let credentials =
             base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"));
-        assert_eq!(req.authorization, format!("Basic {credentials}"));
-        assert_eq!(req.content_type, "application/x-www-form-urlencoded");
+        assert_eq!(req.header("authorization"), format!("Basic {credentials}"));
+        assert_eq!(
+            req.header("content-type"),
+            "application/x-www-form-urlencoded"
+        );
         let expected: HashMap<String, String> = [
             ("To", "+14155550100"),
             ("Body", "Order #42 shipped & on its way"),
@@ -404,20 +326,20 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        assert_eq!(req.form, expected);
+        assert_eq!(req.form(), expected);
     }
 
     #[tokio::test]
     async fn sends_through_the_messaging_service_when_from_is_an_mg_sid() {
         let (base, seen) =
-            fake_twilio(|_| (StatusCode::CREATED, created("SM1", "+14155550100", "hi"))).await;
+            serve(|_| (StatusCode::CREATED, created("SM1", "+14155550100", "hi"))).await;
 
         twilio(&base, SERVICE)
             .send(&message("+14155550100"))
             .await
             .unwrap();
 
-        let form = seen.lock().unwrap()[0].form.clone();
+        let form = seen.all()[0].form();
         assert_eq!(
             form.get("MessagingServiceSid").map(String::as_str),
             Some(SERVICE)
@@ -427,8 +349,8 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_or_unreachable_numbers_are_permanent() {
-        let (base, _) = fake_twilio(|req| {
-            let (code, text) = if req.form["To"] == "+1555" {
+        let (base, _) = serve(|req| {
+            let (code, text) = if req.form()["To"] == "+1555" {
                 (21211, "The 'To' number +1555 is not a valid phone number.")
             } else {
                 (21614, "'To' number is not a valid mobile number")
@@ -451,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_credentials_are_permanent() {
-        let (base, _) = fake_twilio(|_| {
+        let (base, _) = serve(|_| {
             (
                 StatusCode::UNAUTHORIZED,
                 twilio_error(20003, "Authenticate", 401),
@@ -476,7 +398,7 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR,
             StatusCode::SERVICE_UNAVAILABLE,
         ] {
-            let (base, _) = fake_twilio(move |_| {
+            let (base, _) = serve(move |_| {
                 (
                     status,
                     twilio_error(20429, "Too Many Requests", status.as_u16()),
@@ -497,11 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_transient() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-
-        let result = twilio(&format!("http://{addr}"), "+15005550006")
+        let result = twilio(&closed_port_url(), "+15005550006")
             .send(&message("+14155550100"))
             .await;
 

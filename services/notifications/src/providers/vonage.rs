@@ -10,7 +10,10 @@ use mercato_kernel::config::Secret;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Accepted, Message, Provider, SendError, classify, http_client, unreachable};
+use super::{
+    Accepted, Message, Provider, SendError, http_base_url, http_client, post_form, refused,
+    unreachable,
+};
 
 /// The Vonage SMS provider.
 pub struct Vonage {
@@ -70,17 +73,7 @@ impl Provider for Vonage {
     async fn send(&self, message: &Message) -> Result<Accepted, SendError> {
         let to = digits(&message.to)?;
         let form = form(&self.api_key, &self.api_secret, &self.from, to, message);
-        let response = self
-            .client
-            .post(self.sms_url.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
+        let response = post_form(self.client.post(self.sms_url.clone()), form).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(refused(response).await);
@@ -158,26 +151,9 @@ fn digits(to: &str) -> Result<&str, SendError> {
     }
 }
 
-/// The error [`classify`] gives a non-2xx answer.
-async fn refused(response: reqwest::Response) -> SendError {
-    match classify(response).await {
-        Err(e) => e,
-        // Not reached: only non-2xx answers come here.
-        Ok((status, body)) => SendError::Transient(format!("{status}: {body}")),
-    }
-}
-
 /// `path` under `api_base`, which must be an absolute http(s) URL without query or fragment.
 fn endpoint(api_base: &str, path: &str) -> anyhow::Result<Url> {
-    let base = Url::parse(api_base)
-        .map_err(|e| anyhow::anyhow!("vonage API base `{api_base}` is not a URL: {e}"))?;
-    anyhow::ensure!(
-        matches!(base.scheme(), "http" | "https")
-            && base.host().is_some()
-            && base.query().is_none()
-            && base.fragment().is_none(),
-        "vonage API base `{api_base}` is not an http(s) URL without query"
-    );
+    let base = http_base_url(api_base, "vonage API base")?;
     let url = format!("{}{path}", base.as_str().trim_end_matches('/'));
     Url::parse(&url).map_err(|e| anyhow::anyhow!("vonage SMS URL `{url}`: {e}"))
 }
@@ -186,65 +162,12 @@ fn endpoint(api_base: &str, path: &str) -> anyhow::Result<Url> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
-    use axum::extract::State;
-    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::http::StatusCode;
     use serde_json::json;
 
     use super::*;
-
-    /// A request the fake Vonage received.
-    #[derive(Debug, Clone)]
-    struct Seen {
-        path: String,
-        content_type: String,
-        form: HashMap<String, String>,
-    }
-
-    type Reply = Arc<dyn Fn(&Seen) -> (StatusCode, String) + Send + Sync>;
-
-    #[derive(Clone)]
-    struct Fake {
-        seen: Arc<Mutex<Vec<Seen>>>,
-        reply: Reply,
-    }
-
-    async fn record(
-        State(fake): State<Fake>,
-        uri: Uri,
-        headers: HeaderMap,
-        body: String,
-    ) -> (StatusCode, String) {
-        let seen = Seen {
-            path: uri.path().to_owned(),
-            content_type: headers
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned())
-                .unwrap_or_default(),
-            form: url::form_urlencoded::parse(body.as_bytes())
-                .into_owned()
-                .collect(),
-        };
-        fake.seen.lock().unwrap().push(seen.clone());
-        (fake.reply)(&seen)
-    }
-
-    /// Starts a fake Vonage answering with `reply`; returns its base URL and what it saw.
-    async fn fake_vonage(
-        reply: impl Fn(&Seen) -> (StatusCode, String) + Send + Sync + 'static,
-    ) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let fake = Fake {
-            seen: Arc::default(),
-            reply: Arc::new(reply),
-        };
-        let seen = fake.seen.clone();
-        let app = axum::Router::new().fallback(record).with_state(fake);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}"), seen)
-    }
+    use crate::providers::test_support::{closed_port_url, serve};
 
     fn sent(to: &str, ids: &[&str]) -> String {
         let parts: Vec<_> = ids
@@ -288,10 +211,10 @@ mod tests {
 
     #[tokio::test]
     async fn posts_the_form_and_returns_the_message_id() {
-        let (base, seen) = fake_vonage(|req| {
+        let (base, seen) = serve(|req| {
             (
                 StatusCode::OK,
-                sent(&req.form["to"], &["0A0000000123ABCD1"]),
+                sent(&req.form()["to"], &["0A0000000123ABCD1"]),
             )
         })
         .await;
@@ -306,10 +229,13 @@ mod tests {
             accepted.response,
             "200 sent in 1 part(s): 0A0000000123ABCD1"
         );
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.all();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].path, "/sms/json");
-        assert_eq!(seen[0].content_type, "application/x-www-form-urlencoded");
+        assert_eq!(
+            seen[0].header("content-type"),
+            "application/x-www-form-urlencoded"
+        );
         let expected: HashMap<String, String> = [
             ("api_key", "key1"),
             ("api_secret", "s3cret"),
@@ -321,13 +247,13 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        assert_eq!(seen[0].form, expected);
+        assert_eq!(seen[0].form(), expected);
     }
 
     #[tokio::test]
     async fn non_ascii_text_is_sent_as_unicode_and_parts_are_listed() {
         let (base, seen) =
-            fake_vonage(|req| (StatusCode::OK, sent(&req.form["to"], &["0A01", "0A02"]))).await;
+            serve(|req| (StatusCode::OK, sent(&req.form()["to"], &["0A01", "0A02"]))).await;
 
         let accepted = vonage(&base)
             .send(&message("447700900000", "Заказ отправлен 📦"))
@@ -336,7 +262,7 @@ mod tests {
 
         assert_eq!(accepted.message_id.as_deref(), Some("0A01"));
         assert_eq!(accepted.response, "200 sent in 2 part(s): 0A01,0A02");
-        let form = seen.lock().unwrap()[0].form.clone();
+        let form = seen.all()[0].form();
         assert_eq!(form["type"], "unicode");
         assert_eq!(form["text"], "Заказ отправлен 📦");
     }
@@ -344,8 +270,7 @@ mod tests {
     #[tokio::test]
     async fn throttling_and_internal_errors_are_transient() {
         for (status, text) in [("1", "Throughput Rate Exceeded"), ("5", "Internal Error")] {
-            let (base, _) =
-                fake_vonage(move |_| (StatusCode::OK, refused_with(status, text))).await;
+            let (base, _) = serve(move |_| (StatusCode::OK, refused_with(status, text))).await;
 
             let result = vonage(&base).send(&message("+447700900000", "hi")).await;
 
@@ -364,8 +289,7 @@ mod tests {
             ("6", "Invalid Message"),
             ("29", "Non-Whitelisted Destination"),
         ] {
-            let (base, _) =
-                fake_vonage(move |_| (StatusCode::OK, refused_with(status, text))).await;
+            let (base, _) = serve(move |_| (StatusCode::OK, refused_with(status, text))).await;
 
             let result = vonage(&base).send(&message("+447700900000", "hi")).await;
 
@@ -385,7 +309,7 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR,
             StatusCode::BAD_GATEWAY,
         ] {
-            let (base, _) = fake_vonage(move |_| (status, "busy".into())).await;
+            let (base, _) = serve(move |_| (status, "busy")).await;
 
             let result = vonage(&base).send(&message("+447700900000", "hi")).await;
 
@@ -398,7 +322,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_recipient_that_is_not_a_number_is_permanent_and_not_sent() {
-        let (base, seen) = fake_vonage(|_| (StatusCode::OK, sent("1", &["x"]))).await;
+        let (base, seen) = serve(|_| (StatusCode::OK, sent("1", &["x"]))).await;
 
         for to in [
             "",
@@ -413,12 +337,12 @@ mod tests {
                 "{to}: {result:?}"
             );
         }
-        assert!(seen.lock().unwrap().is_empty());
+        assert!(seen.all().is_empty());
     }
 
     #[tokio::test]
     async fn an_unreadable_answer_is_transient() {
-        let (base, _) = fake_vonage(|_| (StatusCode::OK, "<html>gateway</html>".into())).await;
+        let (base, _) = serve(|_| (StatusCode::OK, "<html>gateway</html>")).await;
 
         let result = vonage(&base).send(&message("+447700900000", "hi")).await;
 
@@ -427,11 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_transient() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-
-        let result = vonage(&format!("http://{addr}"))
+        let result = vonage(&closed_port_url())
             .send(&message("+447700900000", "hi"))
             .await;
 

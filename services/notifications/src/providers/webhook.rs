@@ -147,61 +147,12 @@ pub(super) async fn judge(response: reqwest::Response) -> Result<Accepted, SendE
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use axum::Router;
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-    use axum::response::IntoResponse;
+    use axum::http::{Method, StatusCode};
     use serde_json::Value;
 
     use super::*;
-
-    /// One request the fake receiver got.
-    #[derive(Debug, Clone)]
-    struct Received {
-        method: Method,
-        path: String,
-        headers: HeaderMap,
-        body: Bytes,
-    }
-
-    type Log = Arc<Mutex<Vec<Received>>>;
-
-    /// Starts a receiver answering every request with `status`, `headers` and `body`, and
-    /// returns its base URL and what it received.
-    async fn receiver(
-        status: StatusCode,
-        headers: &'static [(&'static str, &'static str)],
-        body: &'static str,
-    ) -> (String, Log) {
-        let log = Log::default();
-        let seen = log.clone();
-        let app = Router::new().fallback(
-            move |method: Method, uri: Uri, request_headers: HeaderMap, request_body: Bytes| {
-                let seen = seen.clone();
-                async move {
-                    seen.lock().unwrap().push(Received {
-                        method,
-                        path: uri.path().to_owned(),
-                        headers: request_headers,
-                        body: request_body,
-                    });
-                    let mut answer = (status, body).into_response();
-                    for (name, value) in headers {
-                        answer
-                            .headers_mut()
-                            .insert(*name, HeaderValue::from_static(value));
-                    }
-                    answer
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (format!("http://{addr}"), log)
-    }
+    use crate::providers::test_support::{Received, canned, closed_port_url, spawn};
 
     fn message(to: &str) -> Message {
         Message {
@@ -224,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn posts_the_message_as_json_to_the_url() {
-        let (base, log) = receiver(StatusCode::OK, &[], "thanks").await;
+        let (base, log) = canned(StatusCode::OK, &[], "thanks").await;
 
         let accepted = webhook(None)
             .send(&message(&format!("{base}/hooks/orders?x=1")))
@@ -233,7 +184,7 @@ mod tests {
 
         assert_eq!(accepted.message_id, None);
         assert_eq!(accepted.response, "200 thanks");
-        let received = log.lock().unwrap().clone();
+        let received = log.all();
         assert_eq!(received.len(), 1);
         let received = &received[0];
         assert_eq!(received.method, Method::POST);
@@ -254,18 +205,18 @@ mod tests {
 
     #[tokio::test]
     async fn sends_no_signature_without_a_secret() {
-        let (base, log) = receiver(StatusCode::NO_CONTENT, &[], "").await;
+        let (base, log) = canned(StatusCode::NO_CONTENT, &[], "").await;
 
         let accepted = webhook(None).send(&message(&base)).await.unwrap();
 
         assert_eq!(accepted.response, "204");
-        let received = log.lock().unwrap()[0].clone();
+        let received = log.all()[0].clone();
         assert_eq!(header(&received, "x-mercato-signature"), None);
     }
 
     #[tokio::test]
     async fn signs_the_exact_body_with_the_secret() {
-        let (base, log) = receiver(StatusCode::OK, &[], "").await;
+        let (base, log) = canned(StatusCode::OK, &[], "").await;
         let before = chrono::Utc::now().timestamp();
 
         webhook(Some("whsec_test"))
@@ -273,7 +224,7 @@ mod tests {
             .await
             .unwrap();
 
-        let received = log.lock().unwrap()[0].clone();
+        let received = log.all()[0].clone();
         let signature = header(&received, "x-mercato-signature").unwrap();
         let (t, v1) = signature.split_once(',').unwrap();
         let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
@@ -292,11 +243,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_secret_means_unsigned() {
-        let (base, log) = receiver(StatusCode::OK, &[], "").await;
+        let (base, log) = canned(StatusCode::OK, &[], "").await;
 
         webhook(Some("")).send(&message(&base)).await.unwrap();
 
-        let received = log.lock().unwrap()[0].clone();
+        let received = log.all()[0].clone();
         assert_eq!(header(&received, "x-mercato-signature"), None);
     }
 
@@ -311,7 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_503_is_transient() {
-        let (base, _) = receiver(StatusCode::SERVICE_UNAVAILABLE, &[], "busy").await;
+        let (base, _) = canned(StatusCode::SERVICE_UNAVAILABLE, &[], "busy").await;
         let error = webhook(None).send(&message(&base)).await.unwrap_err();
         assert!(
             matches!(error, SendError::Transient(ref m) if m.contains("503")),
@@ -321,14 +272,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_is_transient() {
-        let (base, _) = receiver(StatusCode::TOO_MANY_REQUESTS, &[], "slow down").await;
+        let (base, _) = canned(StatusCode::TOO_MANY_REQUESTS, &[], "slow down").await;
         let error = webhook(None).send(&message(&base)).await.unwrap_err();
         assert!(matches!(error, SendError::Transient(_)), "{error}");
     }
 
     #[tokio::test]
     async fn a_400_is_permanent() {
-        let (base, _) = receiver(StatusCode::BAD_REQUEST, &[], "bad").await;
+        let (base, _) = canned(StatusCode::BAD_REQUEST, &[], "bad").await;
         let error = webhook(None).send(&message(&base)).await.unwrap_err();
         assert!(
             matches!(error, SendError::Permanent(ref m) if m.contains("400")),
@@ -338,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_410_gone_is_permanent() {
-        let (base, _) = receiver(StatusCode::GONE, &[], "unsubscribed").await;
+        let (base, _) = canned(StatusCode::GONE, &[], "unsubscribed").await;
         let error = webhook(None).send(&message(&base)).await.unwrap_err();
         assert!(
             matches!(error, SendError::Permanent(ref m) if m.contains("410") && m.contains("unsubscribed")),
@@ -348,7 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_redirect_is_permanent_and_not_followed() {
-        let (base, log) = receiver(StatusCode::FOUND, &[("location", "/elsewhere")], "").await;
+        let (base, log) = canned(StatusCode::FOUND, &[("location", "/elsewhere")], "").await;
 
         let error = webhook(None)
             .send(&message(&format!("{base}/hook")))
@@ -359,19 +310,15 @@ mod tests {
             matches!(error, SendError::Permanent(ref m) if m.contains("302") && m.contains("/elsewhere")),
             "{error}"
         );
-        let received = log.lock().unwrap().clone();
+        let received = log.all();
         assert_eq!(received.len(), 1, "the redirect was followed");
         assert_eq!(received[0].path, "/hook");
     }
 
     #[tokio::test]
     async fn a_closed_port_is_transient() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-
         let error = webhook(None)
-            .send(&message(&format!("http://{addr}/hook")))
+            .send(&message(&format!("{}/hook", closed_port_url())))
             .await
             .unwrap_err();
 
@@ -384,12 +331,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             "late"
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let base = spawn(app).await;
 
         let error = Webhook::new(None, Duration::from_millis(200))
-            .send(&message(&format!("http://{addr}/")))
+            .send(&message(&format!("{base}/")))
             .await
             .unwrap_err();
 
