@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mercato_bus::{Bus, NatsOptions};
+use mercato_contracts::subjects::{PRODUCT_ARCHIVED, PRODUCT_CREATED, PRODUCT_UPDATED};
 use mercato_gateway::{Target, Upstream};
 use mercato_kernel::auth::{Authenticator, random_service_secret};
 use mercato_kernel::client::Services;
@@ -234,8 +235,12 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     }
     let mut upstreams = Vec::new();
     let mut dbs = Vec::new();
+    let mut catalog_db = None;
     for registration in &registrations() {
         let (service, db) = shared.start(registration).await?;
+        if registration.name == "catalog" {
+            catalog_db = Some(db.clone());
+        }
         upstreams.push(Upstream {
             info: service.info,
             target: Target::InProcess(service.router),
@@ -244,7 +249,19 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         dbs.push(db);
     }
     let _ = telemetry::prometheus();
-    let router = mercato_gateway::router(&shared.config, upstreams, shared.auth.clone());
+    let built = mercato_gateway::build(&shared.config, upstreams, shared.auth.clone());
+    if let (Some(cache), Some(db)) = (built.cache, catalog_db) {
+        // Product changes empty the gateway's cache of catalog answers at once. The
+        // consumer's inbox lives in the catalog's database: the gateway has none.
+        mercato_bus::Consumer::new(
+            "gateway-cache",
+            &[PRODUCT_CREATED, PRODUCT_UPDATED, PRODUCT_ARCHIVED],
+            db,
+            InvalidateCache(cache),
+        )
+        .spawn(&shared.bus, shared.shutdown.clone(), &shared.tasks);
+    }
+    let router = built.router;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
         "Mercato is up on {base} (bus: {})",
@@ -254,6 +271,21 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     println!("  API docs    {base}/docs");
     println!("  health      {base}/health");
     shared.run(listener, router, dbs).await
+}
+
+/// Empties the gateway's response cache on every product event.
+struct InvalidateCache(mercato_gateway::CacheInvalidator);
+
+#[async_trait::async_trait]
+impl mercato_bus::Handler for InvalidateCache {
+    async fn handle(
+        &self,
+        _event: &mercato_bus::Event,
+        _tx: &mut mercato_store::Tx,
+    ) -> anyhow::Result<()> {
+        self.0.invalidate_all();
+        Ok(())
+    }
 }
 
 /// `mercato serve <service>`: one service on its own port, or the gateway in front of

@@ -119,6 +119,9 @@ pub struct Config {
     pub gateway_cache_ttl_ms: u64,
     /// Gateway response cache size (`GATEWAY_CACHE_MAX_ENTRIES`).
     pub gateway_cache_max_entries: u64,
+    /// Route groups whose public GET answers the gateway caches (`GATEWAY_CACHE_ROUTES`,
+    /// comma-separated first segments after `/api/v1/`).
+    pub gateway_cache_routes: String,
     /// Most upstream connections (`GATEWAY_MAX_SOCKETS`).
     pub gateway_max_sockets: usize,
     /// Most idle upstream connections kept per host (`GATEWAY_MAX_FREE_SOCKETS`).
@@ -293,6 +296,7 @@ impl Default for Config {
             gateway_request_timeout_ms: 4000,
             gateway_cache_ttl_ms: 10_000,
             gateway_cache_max_entries: 1000,
+            gateway_cache_routes: "products,categories,search".to_owned(),
             gateway_max_sockets: 2048,
             gateway_max_free_sockets: 256,
             gateway_keep_alive_ms: 5000,

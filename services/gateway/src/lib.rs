@@ -6,6 +6,7 @@
 //! answers `/health` (aggregated), `/metrics` (JSON), `/metrics/prometheus`, `/openapi.json`
 //! (merged), `/docs` (Swagger UI), `/` and `/assets/*`.
 
+mod cache;
 mod edge;
 mod health;
 mod metrics;
@@ -63,6 +64,8 @@ pub(crate) struct Gateway {
     slow: Duration,
     /// Redirect target for `/assets/*`.
     cdn_base_url: Option<String>,
+    /// Public GET answers, when caching is on.
+    cache: Option<Arc<cache::ResponseCache>>,
 }
 
 #[derive(Clone, FromRef)]
@@ -89,7 +92,36 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
 
 /// The complete gateway app, with the kernel's middleware stack applied.
 pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>) -> Router {
-    let metrics = Arc::new(GatewayMetrics::new(upstreams.iter().map(|u| u.info.name)));
+    build(config, upstreams, auth).router
+}
+
+/// The gateway app and the handle that empties its response cache.
+pub struct Built {
+    /// The app.
+    pub router: Router,
+    /// Empties the response cache (on catalog changes); `None` when caching is off.
+    pub cache: Option<CacheInvalidator>,
+}
+
+/// Empties the gateway's response cache.
+#[derive(Clone, Debug)]
+pub struct CacheInvalidator(Arc<cache::ResponseCache>);
+
+impl CacheInvalidator {
+    /// Drops every cached answer: the next request of each key goes upstream.
+    pub fn invalidate_all(&self) {
+        self.0.invalidate_all();
+    }
+}
+
+/// [`router`], with the cache's invalidation handle.
+pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>) -> Built {
+    let cache = cache::ResponseCache::from_config(config).map(Arc::new);
+    let invalidator = cache.clone().map(CacheInvalidator);
+    let metrics = Arc::new(GatewayMetrics::new(
+        upstreams.iter().map(|u| u.info.name),
+        cache.clone(),
+    ));
     let pool = Pool::new(config);
     let mut backends = Vec::with_capacity(upstreams.len());
     let mut documents = Vec::with_capacity(upstreams.len());
@@ -126,6 +158,7 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
         timeout,
         slow: Duration::from_millis(config.gateway_slow_request_threshold_ms),
         cdn_base_url: config.cdn_base_url.clone().filter(|u| !u.trim().is_empty()),
+        cache,
     };
     let state = AppState {
         gateway: Arc::new(gateway),
@@ -175,10 +208,14 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
         body_limit: config.mercato_body_limit_bytes,
         auth,
     };
-    stack.apply(app).layer(middleware::from_fn_with_state(
+    let router = stack.apply(app).layer(middleware::from_fn_with_state(
         metrics,
         metrics::count_requests,
-    ))
+    ));
+    Built {
+        router,
+        cache: invalidator,
+    }
 }
 
 /// Links of the gateway index.
@@ -321,10 +358,26 @@ async fn forward_request(gateway: &Gateway, resolved: Resolved, request: Request
     let Some(backend) = gateway.by_segment.get(resolved.segment.as_str()) else {
         return unrouted(&resolved.segment, request.uri().path()).into_response();
     };
+    let cached = gateway
+        .cache
+        .as_ref()
+        .filter(|cache| cache.applies(&resolved.segment, &request));
+    let request = proxy::prepare(request, resolved.forward);
+    match cached {
+        Some(cache) => {
+            cache
+                .serve(request, |request| fetch(gateway, backend, request))
+                .await
+        }
+        None => fetch(gateway, backend, request).await,
+    }
+}
+
+/// Sends a prepared request to `backend` within the gateway timeout, counting and logging it.
+async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Response {
     let name = backend.info.name;
     let method = request.method().clone();
-    let path = resolved.forward.path().to_owned();
-    let request = proxy::prepare(request, resolved.forward);
+    let path = request.uri().path().to_owned();
     let started = Instant::now();
     let response = match tokio::time::timeout(gateway.timeout, backend.send(request)).await {
         Ok(Ok(response)) => response,

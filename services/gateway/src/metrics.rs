@@ -80,16 +80,21 @@ pub(crate) struct GatewayMetrics {
     /// 1xx, 2xx, 3xx, 4xx, 5xx.
     classes: [AtomicU64; 5],
     upstreams: BTreeMap<&'static str, Arc<UpstreamStats>>,
+    cache: Option<Arc<crate::cache::ResponseCache>>,
 }
 
 impl GatewayMetrics {
     /// Counters starting now, with one entry per upstream name.
-    pub(crate) fn new(upstreams: impl IntoIterator<Item = &'static str>) -> Self {
+    pub(crate) fn new(
+        upstreams: impl IntoIterator<Item = &'static str>,
+        cache: Option<Arc<crate::cache::ResponseCache>>,
+    ) -> Self {
         Self {
             started: Instant::now(),
             requests_total: AtomicU64::new(0),
             classes: Default::default(),
             upstreams: upstreams.into_iter().map(|n| (n, Arc::default())).collect(),
+            cache,
         }
     }
 
@@ -121,6 +126,7 @@ impl GatewayMetrics {
                 .iter()
                 .map(|(name, stats)| ((*name).to_owned(), stats.snapshot()))
                 .collect(),
+            cache: self.cache.as_ref().map(|c| c.stats()),
         }
     }
 }
@@ -147,6 +153,8 @@ pub struct MetricsResponse {
     pub status: StatusClasses,
     /// Proxied requests per upstream service.
     pub upstreams: BTreeMap<String, UpstreamMetrics>,
+    /// The response cache's counters, when caching is on.
+    pub cache: Option<crate::cache::CacheStats>,
 }
 
 /// Answered requests by status class.
@@ -223,7 +231,7 @@ mod tests {
 
     #[test]
     fn answers_are_counted_by_class() {
-        let metrics = GatewayMetrics::new(["svc"]);
+        let metrics = GatewayMetrics::new(["svc"], None);
         metrics.count(StatusCode::OK);
         metrics.count(StatusCode::NOT_FOUND);
         metrics.count(StatusCode::GATEWAY_TIMEOUT);

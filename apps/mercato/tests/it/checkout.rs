@@ -280,3 +280,56 @@ async fn a_process_killed_mid_checkout_finishes_every_order_after_a_restart() {
         assert!(Path::new(&shop.platform.data_dir).exists());
     }
 }
+
+#[tokio::test]
+async fn the_gateway_caches_catalog_answers_until_a_product_changes() {
+    // A minute of freshness: only the invalidation can show the new title within the test.
+    let shop = Shop::start(None, vec![("GATEWAY_CACHE_TTL_MS".into(), "60000".into())]).await;
+    let product = json!({"title": "Cached tee", "status": "active",
+        "variants": [{"sku": "E2E-CACHE", "prices": [{"amount": 1000, "currency": "EUR"}]}]});
+    let (status, created) = shop
+        .post("/api/v1/products", Some(&shop.staff), product)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let path = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+    let url = shop.platform.url(&path);
+    let first = shop.platform.client.get(&url).send().await.unwrap();
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let second = shop.platform.client.get(&url).send().await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    let etag = second.headers()["etag"].clone();
+    let revalidated = shop
+        .platform
+        .client
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+
+    let (status, body) = shop
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&shop.staff),
+            Some(json!({"title": "Renamed tee"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The product.updated event empties the cache: the new title shows without waiting for
+    // the entry's TTL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, product) = shop.get(&path, None).await;
+        if product["title"] == "Renamed tee" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still the cached title: {product}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
