@@ -9,6 +9,7 @@
 mod cache;
 mod edge;
 mod health;
+mod latency;
 mod metrics;
 mod openapi;
 mod proxy;
@@ -378,6 +379,12 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
     let name = backend.info.name;
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let started = Instant::now();
     let response = match tokio::time::timeout(gateway.timeout, backend.send(request)).await {
         Ok(Ok(response)) => response,
@@ -394,6 +401,16 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
     };
     let elapsed = started.elapsed();
     backend.stats.record(name, response.status(), elapsed);
+    tracing::info!(
+        target: "mercato::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        upstream = name,
+        request_id,
+        "proxied"
+    );
     if elapsed >= gateway.slow {
         tracing::warn!(
             upstream = name,

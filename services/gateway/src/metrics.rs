@@ -2,8 +2,8 @@
 //! (`GET /metrics/prometheus`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -11,6 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::latency::Histogram;
 
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
@@ -22,6 +24,24 @@ pub(crate) struct UpstreamStats {
     errors: AtomicU64,
     latency_total_us: AtomicU64,
     latency_max_us: AtomicU64,
+    latency: Histogram,
+    /// Requests of the last minute: `(second, count)` by `second % 60`.
+    window: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window([(u64, u64); 60]);
+
+impl Default for Window {
+    fn default() -> Self {
+        Self([(0, 0); 60])
+    }
+}
+
+fn epoch_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl UpstreamStats {
@@ -34,6 +54,15 @@ impl UpstreamStats {
         }
         self.latency_total_us.fetch_add(micros, Ordering::Relaxed);
         self.latency_max_us.fetch_max(micros, Ordering::Relaxed);
+        self.latency.record(micros);
+        let now = epoch_second();
+        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = &mut window.0[(now % 60) as usize];
+        if slot.0 != now {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        drop(window);
         let class = status_class(status);
         metrics::counter!("gateway_upstream_requests_total", "upstream" => upstream, "class" => class)
             .increment(1);
@@ -49,10 +78,25 @@ impl UpstreamStats {
         } else {
             total as f64 / requests as f64
         };
+        let [p50, p95, p99] = self.latency.quantiles_ms([0.5, 0.95, 0.99]);
+        let now = epoch_second();
+        let last_minute: u64 = self
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .iter()
+            .filter(|(second, _)| *second + 60 > now && *second <= now)
+            .map(|(_, count)| count)
+            .sum();
         UpstreamMetrics {
             requests,
             errors: self.errors.load(Ordering::Relaxed),
+            rps_1m: (last_minute as f64 / 60.0 * 100.0).round() / 100.0,
             avg_latency_ms: round_ms(avg_us),
+            p50_latency_ms: p50,
+            p95_latency_ms: p95,
+            p99_latency_ms: p99,
             max_latency_ms: round_ms(self.latency_max_us.load(Ordering::Relaxed) as f64),
         }
     }
@@ -184,8 +228,16 @@ pub struct UpstreamMetrics {
     pub requests: u64,
     /// Of those, answered with a 5xx (including the gateway's own 502 and 504).
     pub errors: u64,
+    /// Requests per second over the last minute.
+    pub rps_1m: f64,
     /// Mean time to the response head.
     pub avg_latency_ms: f64,
+    /// Median time to the response head (within ~9 %).
+    pub p50_latency_ms: f64,
+    /// 95th percentile.
+    pub p95_latency_ms: f64,
+    /// 99th percentile.
+    pub p99_latency_ms: f64,
     /// Longest time to the response head.
     pub max_latency_ms: f64,
 }

@@ -85,6 +85,20 @@ async fn json_metrics_count_requests_per_upstream() {
     assert!(
         things["avg_latency_ms"].as_f64().unwrap() <= things["max_latency_ms"].as_f64().unwrap()
     );
+    let p = |name: &str| things[name].as_f64().unwrap();
+    assert!(p("p50_latency_ms") > 0.0, "{body}");
+    assert!(
+        p("p50_latency_ms") <= p("p95_latency_ms") && p("p95_latency_ms") <= p("p99_latency_ms")
+    );
+    // Within a bucket (~9 %) of the slowest request.
+    assert!(
+        p("p99_latency_ms") <= p("max_latency_ms") * 1.1 + 0.01,
+        "{body}"
+    );
+    assert!(
+        (p("rps_1m") - 0.05).abs() < 0.001,
+        "3 requests in the last minute: {body}"
+    );
 }
 
 #[tokio::test]
