@@ -124,6 +124,13 @@ pub struct Config {
     pub gateway_cache_routes: String,
     /// Most upstream connections (`GATEWAY_MAX_SOCKETS`).
     pub gateway_max_sockets: usize,
+    /// How the gateway picks a replica (`GATEWAY_LB_STRATEGY`): `round_robin`,
+    /// `least_outstanding` or `p2c` (power of two choices).
+    pub gateway_lb_strategy: String,
+    /// Failures in a row (5xx, no connection) that eject a replica (`GATEWAY_EJECT_AFTER`).
+    pub gateway_eject_after: u32,
+    /// How long an ejected replica is left out before it is tried again (`GATEWAY_EJECT_MS`).
+    pub gateway_eject_ms: u64,
     /// Most idle upstream connections kept per host (`GATEWAY_MAX_FREE_SOCKETS`).
     pub gateway_max_free_sockets: usize,
     /// Idle upstream connection lifetime (`GATEWAY_KEEP_ALIVE_MS`).
@@ -298,6 +305,9 @@ impl Default for Config {
             gateway_cache_max_entries: 1000,
             gateway_cache_routes: "products,categories,search".to_owned(),
             gateway_max_sockets: 2048,
+            gateway_lb_strategy: "p2c".to_owned(),
+            gateway_eject_after: 3,
+            gateway_eject_ms: 10_000,
             gateway_max_free_sockets: 256,
             gateway_keep_alive_ms: 5000,
             gateway_slow_request_threshold_ms: 500,

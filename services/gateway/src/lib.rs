@@ -88,6 +88,12 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("GATEWAY_RATE_LIMITS: {e}"))?;
     edge::cors(&config.gateway_cors_origins)
         .map_err(|e| anyhow::anyhow!("GATEWAY_CORS_ORIGINS: {e}"))?;
+    if proxy::Strategy::parse(&config.gateway_lb_strategy).is_none() {
+        anyhow::bail!(
+            "GATEWAY_LB_STRATEGY `{}` is not round_robin, least_outstanding or p2c",
+            config.gateway_lb_strategy
+        );
+    }
     Ok(())
 }
 

@@ -18,8 +18,8 @@ use mercato_kernel::{ApiError, ServiceInfo};
 
 use crate::metrics::UpstreamStats;
 pub(crate) use headers::prepare;
-pub(crate) use remote::Pool;
 use remote::Remote;
+pub(crate) use remote::{Pool, Strategy};
 
 /// Why a request got no answer from its upstream.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +32,46 @@ pub(crate) struct Pool {
     client: Client<HttpConnector, Body>,
     sockets: Arc<Semaphore>,
     body_limit: usize,
+    balance: Balance,
+}
+
+/// How a replica is chosen (`GATEWAY_LB_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strategy {
+    /// Each replica in turn.
+    RoundRobin,
+    /// The replica with the fewest requests in flight.
+    LeastOutstanding,
+    /// Of two replicas picked at random, the one with fewer requests in flight.
+    PowerOfTwo,
+}
+
+impl Strategy {
+    /// The strategy of this name: `round_robin`, `least_outstanding` or `p2c`.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name.trim() {
+            "round_robin" => Some(Self::RoundRobin),
+            "least_outstanding" => Some(Self::LeastOutstanding),
+            "p2c" | "power_of_two" => Some(Self::PowerOfTwo),
+            _ => None,
+        }
+    }
+}
+
+/// Balancing and passive health settings.
+#[derive(Debug, Clone, Copy)]
+struct Balance {
+    strategy: Strategy,
+    /// Consecutive failures (5xx or no connection) that eject a replica.
+    eject_after: u32,
+    /// How long an ejected replica is left out before it is tried again.
+    eject_for: Duration,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Pool {
@@ -50,6 +90,12 @@ impl Pool {
             client,
             sockets: Arc::new(Semaphore::new(permits)),
             body_limit: config.mercato_body_limit_bytes,
+            balance: Balance {
+                strategy: Strategy::parse(&config.gateway_lb_strategy)
+                    .unwrap_or(Strategy::PowerOfTwo),
+                eject_after: config.gateway_eject_after.max(1),
+                eject_for: Duration::from_millis(config.gateway_eject_ms),
+            },
         }
     }
 }
@@ -61,6 +107,12 @@ struct Replica {
     scheme: Scheme,
     authority: Authority,
     prefix: String,
+    /// Requests sent and not yet answered in full.
+    outstanding: Arc<AtomicUsize>,
+    /// Failures in a row.
+    failures: AtomicU32,
+    /// Until when (epoch ms) it is left out.
+    ejected_until_ms: AtomicU64,
 }
 
 impl Replica {
@@ -79,7 +131,31 @@ impl Replica {
             scheme: scheme.clone(),
             authority: authority.clone(),
             prefix: uri.path().trim_end_matches('/').to_owned(),
+            outstanding: Arc::new(AtomicUsize::new(0)),
+            failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
         })
+    }
+
+    fn is_ejected(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now
+    }
+
+    /// Counts an answer: a failure in a row too many ejects the replica for a while; a
+    /// success readmits it for good.
+    fn observe(&self, failed: bool, balance: &Balance) {
+        if !failed {
+            self.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= balance.eject_after {
+            let until = now_ms()
+                .saturating_add(u64::try_from(balance.eject_for.as_millis()).unwrap_or(u64::MAX));
+            self.ejected_until_ms.store(until, Ordering::Relaxed);
+            self.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(replica = %self.url, failures, eject_ms = balance.eject_for.as_millis() as u64, "replica ejected");
+        }
     }
 
     fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, ProxyError> {
@@ -125,8 +201,42 @@ impl Remote {
         }
     }
 
-    /// Sends `request` to the next replica; a request without a body to a safe method goes
-    /// on to the following replica when a connection cannot be made.
+    /// The replica to try first: among those not ejected (all, when every one is), by the
+    /// configured strategy.
+    fn pick(&self) -> usize {
+        let now = now_ms();
+        let healthy: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| !self.replicas[i].is_ejected(now))
+            .collect();
+        let candidates: Vec<usize> = if healthy.is_empty() {
+            (0..self.replicas.len()).collect()
+        } else {
+            healthy
+        };
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let load = |i: usize| self.replicas[i].outstanding.load(Ordering::Relaxed);
+        match self.pool.balance.strategy {
+            Strategy::RoundRobin => candidates[turn % candidates.len()],
+            Strategy::LeastOutstanding => {
+                // Ties go round the candidates, so idle replicas share the load.
+                let n = candidates.len();
+                (0..n)
+                    .map(|k| candidates[(turn + k) % n])
+                    .min_by_key(|&i| load(i))
+                    .unwrap_or(candidates[0])
+            }
+            Strategy::PowerOfTwo => {
+                let n = candidates.len();
+                let a = candidates[rand::random_range(0..n)];
+                let b = candidates[rand::random_range(0..n)];
+                if load(b) < load(a) { b } else { a }
+            }
+        }
+    }
+
+    /// Sends `request` to the replica the strategy picks; a request without a body to a safe
+    /// method goes on to the following replica when a connection cannot be made. Replicas
+    /// failing `GATEWAY_EJECT_AFTER` times in a row are left out for `GATEWAY_EJECT_MS`.
     pub(super) async fn send(&self, request: Request) -> Result<Response, ProxyError> {
         if self.replicas.is_empty() {
             return Err(ProxyError::NoReplica);
@@ -148,10 +258,11 @@ impl Remote {
         let retryable = is_safe(&parts.method) && body.size_hint().exact() == Some(0);
         let attempts = if retryable { self.replicas.len() } else { 1 };
         let mut body = Some(Body::new(Limited::new(body, self.pool.body_limit)));
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let start = self.pick();
         let mut failure = ProxyError::NoReplica;
         for attempt in 0..attempts {
             let replica = &self.replicas[start.wrapping_add(attempt) % self.replicas.len()];
+            let in_flight = InFlight::start(&replica.outstanding);
             let mut outgoing = Request::new(body.take().unwrap_or_default());
             *outgoing.method_mut() = parts.method.clone();
             *outgoing.uri_mut() = replica.uri(&path)?;
@@ -160,8 +271,16 @@ impl Remote {
             // hyper sets `Host` from the replica; the client's is in `x-forwarded-host`.
             outgoing.headers_mut().remove(header::HOST);
             match self.pool.client.request(outgoing).await {
-                Ok(response) => return Ok(into_response(response, permit)),
-                Err(error) => failure = classify(&error, self.pool.body_limit, &replica.url),
+                Ok(response) => {
+                    replica.observe(response.status().is_server_error(), &self.pool.balance);
+                    return Ok(into_response(response, permit, in_flight));
+                }
+                Err(error) => {
+                    failure = classify(&error, self.pool.body_limit, &replica.url);
+                    if matches!(failure, ProxyError::Connect(_) | ProxyError::Upstream(_)) {
+                        replica.observe(true, &self.pool.balance);
+                    }
+                }
             }
             if !matches!(failure, ProxyError::Connect(_)) {
                 break;
@@ -265,7 +384,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn into_response(response: hyper::Response<Incoming>, permit: OwnedSemaphorePermit) -> Response {
+fn into_response(
+    response: hyper::Response<Incoming>,
+    permit: OwnedSemaphorePermit,
+    in_flight: InFlight,
+) -> Response {
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(
@@ -273,14 +396,33 @@ fn into_response(response: hyper::Response<Incoming>, permit: OwnedSemaphorePerm
         Body::new(Permitted {
             inner: body,
             _permit: permit,
+            _in_flight: in_flight,
         }),
     )
 }
 
-/// A response body holding its connection slot until it is read to the end or dropped.
+/// Counts a request in its replica's outstanding ones until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body holding its connection slot (and its place among the replica's
+/// outstanding requests) until it is read to the end or dropped.
 struct Permitted {
     inner: Incoming,
     _permit: OwnedSemaphorePermit,
+    _in_flight: InFlight,
 }
 
 impl hyper::body::Body for Permitted {

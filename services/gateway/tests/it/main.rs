@@ -1,5 +1,6 @@
 //! Gateway integration tests: one binary, one module per area.
 
+mod balance;
 mod cache;
 mod edge;
 mod endpoints;

@@ -14,7 +14,9 @@ async fn requests_are_spread_over_the_replicas() {
         serve(a.router("things")).await,
         serve(b.router("things")).await,
     ];
-    let app = gateway(&config(), vec![remote(&THINGS, urls)]);
+    let mut config = config();
+    config.gateway_lb_strategy = "round_robin".to_owned();
+    let app = gateway(&config, vec![remote(&THINGS, urls)]);
 
     for _ in 0..6 {
         let answer = get(&app, "/api/things?x=1").await;

@@ -1,0 +1,84 @@
+//! Load balancing over real upstream listeners: the strategies spread requests, a dead
+//! replica is ejected after its failures and readmitted after the window.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::http::Request;
+
+use crate::support::{Fake, THINGS, config, gateway, get, refusing_url, remote, send, serve};
+
+fn balanced(strategy: &str) -> mercato_kernel::Config {
+    let mut config = config();
+    config.gateway_lb_strategy = strategy.to_owned();
+    config
+}
+
+#[tokio::test]
+async fn every_strategy_spreads_requests_over_the_replicas() {
+    for strategy in ["round_robin", "least_outstanding", "p2c"] {
+        let (a, b) = (Fake::new("a"), Fake::new("b"));
+        let urls = vec![
+            serve(a.router("things")).await,
+            serve(b.router("things")).await,
+        ];
+        let app = gateway(&balanced(strategy), vec![remote(&THINGS, urls)]);
+        for _ in 0..100 {
+            assert_eq!(get(&app, "/api/v1/things").await.status, 200);
+        }
+        let (ha, hb) = (a.hits(), b.hits());
+        assert_eq!(ha + hb, 100, "{strategy}");
+        if strategy == "p2c" {
+            assert!(ha >= 20 && hb >= 20, "{strategy}: {ha} / {hb}");
+        } else {
+            assert_eq!((ha, hb), (50, 50), "{strategy}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dead_replica_is_ejected_then_readmitted_when_it_is_back() {
+    let live = Fake::new("live");
+    let dead_url = refusing_url().await;
+    let urls = vec![dead_url.clone(), serve(live.router("things")).await];
+    let mut config = balanced("round_robin");
+    config.gateway_eject_after = 2;
+    config.gateway_eject_ms = 500;
+    let app = gateway(&config, vec![remote(&THINGS, urls)]);
+    let post = || {
+        Request::post("/api/v1/things")
+            .body(Body::from("x"))
+            .unwrap()
+    };
+    // POSTs are never retried on another replica: the dead one fails them until it is
+    // ejected, after `GATEWAY_EJECT_AFTER` failures.
+    let mut failed = 0;
+    for _ in 0..20 {
+        let answer = send(&app, post()).await;
+        if answer.status != 201 {
+            assert_eq!(
+                answer.status,
+                502,
+                "{}",
+                String::from_utf8_lossy(&answer.body)
+            );
+            failed += 1;
+        }
+    }
+    assert!(failed <= 2, "{failed} failed POSTs: ejection after 2");
+    // GETs go on to the live replica at once.
+    for _ in 0..10 {
+        assert_eq!(get(&app, "/api/v1/things").await.status, 200);
+    }
+    // The dead replica comes back on its address; after the window it gets traffic again.
+    let revived = Fake::new("revived");
+    let addr: SocketAddr = dead_url.trim_start_matches("http://").parse().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let router = revived.router("things");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for _ in 0..10 {
+        assert_eq!(send(&app, post()).await.status, 201);
+    }
+    assert!(revived.hits() > 0, "readmitted after the ejection window");
+}
