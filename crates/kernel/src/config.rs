@@ -131,6 +131,11 @@ pub struct Config {
     pub gateway_eject_after: u32,
     /// How long an ejected replica is left out before it is tried again (`GATEWAY_EJECT_MS`).
     pub gateway_eject_ms: u64,
+    /// Failed requests in a row that open an upstream's circuit (`GATEWAY_BREAKER_FAILURES`,
+    /// 0: never).
+    pub gateway_breaker_failures: u32,
+    /// How long an open circuit answers 503 before a probe (`GATEWAY_BREAKER_COOLDOWN_MS`).
+    pub gateway_breaker_cooldown_ms: u64,
     /// Most idle upstream connections kept per host (`GATEWAY_MAX_FREE_SOCKETS`).
     pub gateway_max_free_sockets: usize,
     /// Idle upstream connection lifetime (`GATEWAY_KEEP_ALIVE_MS`).
@@ -308,6 +313,8 @@ impl Default for Config {
             gateway_lb_strategy: "p2c".to_owned(),
             gateway_eject_after: 3,
             gateway_eject_ms: 10_000,
+            gateway_breaker_failures: 5,
+            gateway_breaker_cooldown_ms: 5_000,
             gateway_max_free_sockets: 256,
             gateway_keep_alive_ms: 5000,
             gateway_slow_request_threshold_ms: 500,

@@ -6,6 +6,7 @@
 //! answers `/health` (aggregated), `/metrics` (JSON), `/metrics/prometheus`, `/openapi.json`
 //! (merged), `/docs` (Swagger UI), `/` and `/assets/*`.
 
+mod breaker;
 mod cache;
 mod edge;
 mod health;
@@ -136,6 +137,10 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
     for upstream in upstreams {
         let info = upstream.info;
         let stats = metrics.upstream(info.name);
+        stats.breaker.configure(
+            config.gateway_breaker_failures,
+            Duration::from_millis(config.gateway_breaker_cooldown_ms),
+        );
         let backend = Arc::new(match upstream.target {
             Target::InProcess(router) => Backend::in_process(info, router, stats),
             Target::Remote(urls) => Backend::remote(info, &urls, pool.clone(), stats),
@@ -383,6 +388,15 @@ async fn forward_request(gateway: &Gateway, resolved: Resolved, request: Request
 /// Sends a prepared request to `backend` within the gateway timeout, counting and logging it.
 async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Response {
     let name = backend.info.name;
+    if let Err(wait) = backend.stats.breaker.admit() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit_open",
+            format!("the {name} service is failing; not calling it for a moment"),
+        )
+        .with_retry_after(wait.as_secs().max(1))
+        .into_response();
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let request_id = request
@@ -407,6 +421,10 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
     };
     let elapsed = started.elapsed();
     backend.stats.record(name, response.status(), elapsed);
+    backend
+        .stats
+        .breaker
+        .record(response.status().is_server_error());
     tracing::info!(
         target: "mercato::access",
         %method,

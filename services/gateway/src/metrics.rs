@@ -27,6 +27,8 @@ pub(crate) struct UpstreamStats {
     latency: Histogram,
     /// Requests of the last minute: `(second, count)` by `second % 60`.
     window: Mutex<Window>,
+    /// Its circuit breaker.
+    pub(crate) breaker: crate::breaker::Breaker,
 }
 
 #[derive(Debug)]
@@ -98,6 +100,7 @@ impl UpstreamStats {
             p95_latency_ms: p95,
             p99_latency_ms: p99,
             max_latency_ms: round_ms(self.latency_max_us.load(Ordering::Relaxed) as f64),
+            breaker: self.breaker.state_name(),
         }
     }
 }
@@ -238,6 +241,8 @@ pub struct UpstreamMetrics {
     pub p95_latency_ms: f64,
     /// 99th percentile.
     pub p99_latency_ms: f64,
+    /// Circuit breaker: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
     /// Longest time to the response head.
     pub max_latency_ms: f64,
 }

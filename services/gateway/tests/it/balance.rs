@@ -82,3 +82,59 @@ async fn a_dead_replica_is_ejected_then_readmitted_when_it_is_back() {
     }
     assert!(revived.hits() > 0, "readmitted after the ejection window");
 }
+
+#[tokio::test]
+async fn the_breaker_opens_on_failures_half_opens_and_closes_when_the_service_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    let status = Arc::new(AtomicU16::new(500));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (s, c) = (status.clone(), calls.clone());
+    let router = axum::Router::new().route(
+        "/api/v1/things",
+        axum::routing::get(move || {
+            let (s, c) = (s.clone(), c.clone());
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
+            }
+        }),
+    );
+    let url = serve(router).await;
+    let mut config = config();
+    config.gateway_breaker_failures = 3;
+    config.gateway_breaker_cooldown_ms = 300;
+    config.gateway_eject_after = 100;
+    let app = gateway(&config, vec![remote(&THINGS, vec![url])]);
+    for _ in 0..3 {
+        assert_eq!(get(&app, "/api/v1/things").await.status, 500);
+    }
+    // Open: answered by the gateway at once, the service is not called.
+    for _ in 0..5 {
+        get(&app, "/api/v1/things")
+            .await
+            .assert_problem(503, "circuit_open");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        get(&app, "/metrics").await.json()["upstreams"]["things"]["breaker"],
+        "open"
+    );
+    // After the cooldown one probe goes through; it fails: open again.
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(get(&app, "/api/v1/things").await.status, 500);
+    get(&app, "/api/v1/things")
+        .await
+        .assert_problem(503, "circuit_open");
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    // The service recovers: the next probe closes the breaker.
+    status.store(200, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    for _ in 0..5 {
+        assert_eq!(get(&app, "/api/v1/things").await.status, 200);
+    }
+    assert_eq!(
+        get(&app, "/metrics").await.json()["upstreams"]["things"]["breaker"],
+        "closed"
+    );
+}
