@@ -131,6 +131,9 @@ pub struct Config {
     pub gateway_eject_after: u32,
     /// How long an ejected replica is left out before it is tried again (`GATEWAY_EJECT_MS`).
     pub gateway_eject_ms: u64,
+    /// How often the gateway asks each replica's `/health` (`GATEWAY_HEALTH_INTERVAL_MS`,
+    /// 0: never).
+    pub gateway_health_interval_ms: u64,
     /// Failed requests in a row that open an upstream's circuit (`GATEWAY_BREAKER_FAILURES`,
     /// 0: never).
     pub gateway_breaker_failures: u32,
@@ -313,6 +316,7 @@ impl Default for Config {
             gateway_lb_strategy: "p2c".to_owned(),
             gateway_eject_after: 3,
             gateway_eject_ms: 10_000,
+            gateway_health_interval_ms: 5_000,
             gateway_breaker_failures: 5,
             gateway_breaker_cooldown_ms: 5_000,
             gateway_max_free_sockets: 256,

@@ -61,8 +61,8 @@ impl ProxyError {
 
 enum Dispatch {
     InProcess(Router),
-    // Boxed: the HTTP pool is large, and most gateways in one process dispatch in-process.
-    Remote(Box<Remote>),
+    // Shared with its health checker, which holds it weakly.
+    Remote(Arc<Remote>),
 }
 
 /// A running service as the gateway sees it: where its requests go, and its counters.
@@ -110,7 +110,11 @@ impl Backend {
         Self {
             info,
             stats,
-            dispatch: Dispatch::Remote(Box::new(Remote::new(info.name, urls, pool))),
+            dispatch: Dispatch::Remote({
+                let remote = Arc::new(Remote::new(info.name, urls, pool));
+                remote.spawn_health_checks();
+                remote
+            }),
         }
     }
 

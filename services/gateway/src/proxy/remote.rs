@@ -58,10 +58,12 @@ impl Strategy {
     }
 }
 
-/// Balancing and passive health settings.
+/// Balancing and health settings.
 #[derive(Debug, Clone, Copy)]
 struct Balance {
     strategy: Strategy,
+    /// How often every replica's `/health` is asked (zero: never).
+    health_interval: Duration,
     /// Consecutive failures (5xx or no connection) that eject a replica.
     eject_after: u32,
     /// How long an ejected replica is left out before it is tried again.
@@ -93,6 +95,7 @@ impl Pool {
             balance: Balance {
                 strategy: Strategy::parse(&config.gateway_lb_strategy)
                     .unwrap_or(Strategy::PowerOfTwo),
+                health_interval: Duration::from_millis(config.gateway_health_interval_ms),
                 eject_after: config.gateway_eject_after.max(1),
                 eject_for: Duration::from_millis(config.gateway_eject_ms),
             },
@@ -198,6 +201,62 @@ impl Remote {
             pool,
             replicas,
             next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Asks every replica's `/health` every `GATEWAY_HEALTH_INTERVAL_MS`, for as long as
+    /// the gateway holds this service: a replica that does not answer 2xx is left out until
+    /// one that does.
+    pub(super) fn spawn_health_checks(self: &Arc<Self>) {
+        let interval = self.pool.balance.health_interval;
+        if interval.is_zero() || self.replicas.is_empty() {
+            return;
+        }
+        // A gateway built outside a runtime (a unit test) has no checker.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let remote = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(remote) = remote.upgrade() else {
+                    return;
+                };
+                remote.check_health(interval).await;
+            }
+        });
+    }
+
+    async fn check_health(&self, interval: Duration) {
+        let timeout = interval.min(Duration::from_secs(2));
+        let checks = self.replicas.iter().map(|replica| async move {
+            let answer =
+                tokio::time::timeout(timeout, self.get(replica, "/health", 64 * 1024)).await;
+            let healthy = matches!(answer, Ok(Ok((status, _))) if status.is_success());
+            (replica, healthy)
+        });
+        let now = now_ms();
+        for (replica, healthy) in futures::future::join_all(checks).await {
+            let ejected = replica.is_ejected(now);
+            if healthy && ejected {
+                replica.ejected_until_ms.store(0, Ordering::Relaxed);
+                replica.failures.store(0, Ordering::Relaxed);
+                tracing::info!(replica = %replica.url, "replica readmitted by its health check");
+            } else if !healthy {
+                // Out until a later check finds it healthy.
+                let until = now.saturating_add(
+                    u64::try_from(interval.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .saturating_mul(2),
+                );
+                replica.ejected_until_ms.store(until, Ordering::Relaxed);
+                if !ejected {
+                    tracing::warn!(replica = %replica.url, "replica ejected by its health check");
+                }
+            }
         }
     }
 

@@ -44,6 +44,8 @@ async fn a_dead_replica_is_ejected_then_readmitted_when_it_is_back() {
     let mut config = balanced("round_robin");
     config.gateway_eject_after = 2;
     config.gateway_eject_ms = 500;
+    // Passive ejection alone: no health checks.
+    config.gateway_health_interval_ms = 0;
     let app = gateway(&config, vec![remote(&THINGS, urls)]);
     let post = || {
         Request::post("/api/v1/things")
@@ -136,5 +138,60 @@ async fn the_breaker_opens_on_failures_half_opens_and_closes_when_the_service_re
     assert_eq!(
         get(&app, "/metrics").await.json()["upstreams"]["things"]["breaker"],
         "closed"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_failing_its_health_check_gets_no_traffic_until_it_passes_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    let replica = |health: Arc<AtomicU16>, hits: Arc<AtomicUsize>| {
+        axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(move || {
+                    let health = health.clone();
+                    async move {
+                        axum::http::StatusCode::from_u16(health.load(Ordering::SeqCst)).unwrap()
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/things",
+                axum::routing::get(move || {
+                    let hits = hits.clone();
+                    async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        "ok"
+                    }
+                }),
+            )
+    };
+    let (health_a, hits_a) = (Arc::new(AtomicU16::new(200)), Arc::new(AtomicUsize::new(0)));
+    let (health_b, hits_b) = (Arc::new(AtomicU16::new(503)), Arc::new(AtomicUsize::new(0)));
+    let urls = vec![
+        serve(replica(health_a.clone(), hits_a.clone())).await,
+        serve(replica(health_b.clone(), hits_b.clone())).await,
+    ];
+    let mut config = balanced("round_robin");
+    config.gateway_health_interval_ms = 100;
+    let app = gateway(&config, vec![remote(&THINGS, urls)]);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        assert_eq!(get(&app, "/api/v1/things").await.status, 200);
+    }
+    assert_eq!(
+        (hits_a.load(Ordering::SeqCst), hits_b.load(Ordering::SeqCst)),
+        (20, 0)
+    );
+    health_b.store(200, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        get(&app, "/api/v1/things").await;
+    }
+    assert_eq!(
+        hits_b.load(Ordering::SeqCst),
+        10,
+        "readmitted: round robin again"
     );
 }

@@ -67,6 +67,7 @@ impl Fake {
             )
             .route(&format!("/api/v1/{prefix}/slow"), routing::get(slow))
             .route("/ready", routing::get(ready))
+            .route("/health", routing::get(|| async { "ok" }))
             .route("/openapi.json", routing::get(|| async { Json(doc()) }))
             .with_state(self.clone());
         Stack {
