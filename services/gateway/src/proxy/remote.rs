@@ -14,7 +14,7 @@ use axum::http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use axum::http::{Method, StatusCode, Version};
 use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::{LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -313,16 +313,41 @@ impl Remote {
             .path_and_query()
             .cloned()
             .unwrap_or(PathAndQuery::from_static("/"));
-        // Anything with a body is tried once: the body is consumed by the attempt.
-        let retryable = is_safe(&parts.method) && body.size_hint().exact() == Some(0);
+        let body_is_empty = body.size_hint().exact() == Some(0);
+        // A write carrying an Idempotency-Key may go on to another replica when the first
+        // could not be reached (it never saw the request): its body is read first, so it can
+        // be sent again. Any other request with a body is tried once.
+        let keyed_write = !is_safe(&parts.method) && parts.headers.contains_key("idempotency-key");
+        let (buffered, mut body) = if keyed_write {
+            match Limited::new(body, self.pool.body_limit).collect().await {
+                Ok(collected) => (Some(collected.to_bytes()), None),
+                Err(error) if error.is::<LengthLimitError>() => {
+                    return Err(ProxyError::BodyTooLarge(self.pool.body_limit));
+                }
+                Err(error) => {
+                    return Err(ProxyError::Upstream(format!(
+                        "reading the request body: {error}"
+                    )));
+                }
+            }
+        } else {
+            (
+                None,
+                Some(Body::new(Limited::new(body, self.pool.body_limit))),
+            )
+        };
+        let retryable = buffered.is_some() || (is_safe(&parts.method) && body_is_empty);
         let attempts = if retryable { self.replicas.len() } else { 1 };
-        let mut body = Some(Body::new(Limited::new(body, self.pool.body_limit)));
         let start = self.pick();
         let mut failure = ProxyError::NoReplica;
         for attempt in 0..attempts {
             let replica = &self.replicas[start.wrapping_add(attempt) % self.replicas.len()];
             let in_flight = InFlight::start(&replica.outstanding);
-            let mut outgoing = Request::new(body.take().unwrap_or_default());
+            let sent = match &buffered {
+                Some(bytes) => Body::from(bytes.clone()),
+                None => body.take().unwrap_or_default(),
+            };
+            let mut outgoing = Request::new(sent);
             *outgoing.method_mut() = parts.method.clone();
             *outgoing.uri_mut() = replica.uri(&path)?;
             *outgoing.version_mut() = Version::HTTP_11;

@@ -195,3 +195,51 @@ async fn a_replica_failing_its_health_check_gets_no_traffic_until_it_passes_agai
         "readmitted: round robin again"
     );
 }
+
+#[tokio::test]
+async fn only_writes_with_an_idempotency_key_go_on_to_another_replica_after_a_refused_connection() {
+    let live = Fake::new("live");
+    let urls = vec![refusing_url().await, serve(live.router("things")).await];
+    let mut config = balanced("round_robin");
+    config.gateway_health_interval_ms = 0;
+    config.gateway_eject_after = 1000;
+    config.gateway_breaker_failures = 0;
+    let app = gateway(&config, vec![remote(&THINGS, urls)]);
+    for n in 0..10 {
+        let keyed = send(
+            &app,
+            Request::post("/api/v1/things")
+                .header("idempotency-key", format!("k{n}"))
+                .body(Body::from(format!("order {n}")))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            keyed.status, 201,
+            "a keyed write never fails on the dead replica"
+        );
+        assert_eq!(
+            keyed.body,
+            format!("order {n}"),
+            "the same body, sent again"
+        );
+    }
+    let mut unkeyed_failed = 0;
+    for _ in 0..10 {
+        let unkeyed = send(
+            &app,
+            Request::post("/api/v1/things")
+                .body(Body::from("x"))
+                .unwrap(),
+        )
+        .await;
+        if unkeyed.status == 502 {
+            unkeyed_failed += 1;
+        }
+    }
+    assert_eq!(
+        unkeyed_failed, 5,
+        "an unkeyed write is tried once: half go to the dead one"
+    );
+    assert_eq!(live.hits(), 15);
+}
