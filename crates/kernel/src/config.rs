@@ -70,6 +70,24 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// One entry of the gateway's route table (`[[gateway_routes]]` in `mercato.toml`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayRoute {
+    /// Path prefix it matches, at a segment boundary (`/api/v1/shop` matches `/api/v1/shop/x`,
+    /// not `/api/v1/shopping`).
+    pub prefix: String,
+    /// Service the requests go to (`catalog`, `orders`, …).
+    pub service: String,
+    /// Methods it matches (`GET`, `POST`, …); empty: every method.
+    pub methods: Vec<String>,
+    /// What replaces `prefix` in the forwarded path; unset: the path is forwarded unchanged.
+    pub rewrite: Option<String>,
+    /// Who may pass the edge: `public` (default: the service decides), `user` (a valid access
+    /// token or API key), `staff` or `admin` (that role).
+    pub auth: Option<String>,
+}
+
 /// Platform configuration; every field has a default so `mercato up` needs none.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -158,6 +176,12 @@ pub struct Config {
     pub gateway_cors_origins: String,
     /// Redirect target for `/assets/*` (`CDN_BASE_URL`).
     pub cdn_base_url: Option<String>,
+    /// Routes of the gateway besides the built-in ones, from `[[gateway_routes]]` tables of
+    /// `mercato.toml`; the longest matching prefix wins, then the built-in routes apply.
+    pub gateway_routes: Vec<GatewayRoute>,
+    /// Redis shared by the gateway replicas for rate limits (`REDIS_URL`); unset: each
+    /// gateway keeps its limits in memory.
+    pub redis_url: Option<String>,
     /// Available units at or below which a SKU without its own threshold is low on stock
     /// (`INVENTORY_LOW_STOCK_THRESHOLD`).
     pub inventory_low_stock_threshold: i64,
@@ -327,6 +351,8 @@ impl Default for Config {
             gateway_rate_limits: "auth=5/20".to_owned(),
             gateway_cors_origins: String::new(),
             cdn_base_url: None,
+            gateway_routes: Vec::new(),
+            redis_url: None,
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,
             inventory_sweep_interval_ms: 1000,
@@ -517,6 +543,25 @@ mod tests {
         let cfg = Config::from_sources(Some(&file), env(&[("API_GATEWAY_PORT", "4100")])).unwrap();
         assert_eq!(cfg.api_gateway_port, 4100);
         assert_eq!(cfg.gateway_cache_ttl_ms, 5);
+    }
+
+    #[test]
+    fn the_gateway_route_table_comes_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mercato.toml");
+        std::fs::write(
+            &file,
+            "[[gateway_routes]]\nprefix = \"/api/v1/shop\"\nservice = \"catalog\"\n\
+             methods = [\"GET\"]\nrewrite = \"/api/v1/products\"\n\n\
+             [[gateway_routes]]\nprefix = \"/api/v1/orders\"\nservice = \"orders\"\nauth = \"user\"\n",
+        )
+        .unwrap();
+        let cfg = Config::from_sources(Some(&file), env(&[("REDIS_URL", "redis://r:6379")])).unwrap();
+        assert_eq!(cfg.gateway_routes.len(), 2);
+        assert_eq!(cfg.gateway_routes[0].methods, ["GET"]);
+        assert_eq!(cfg.gateway_routes[0].rewrite.as_deref(), Some("/api/v1/products"));
+        assert_eq!(cfg.gateway_routes[1].auth.as_deref(), Some("user"));
+        assert_eq!(cfg.redis_url.as_deref(), Some("redis://r:6379"));
     }
 
     #[test]

@@ -20,6 +20,6 @@ pub mod telemetry;
 pub mod testing;
 pub mod time;
 
-pub use config::Config;
+pub use config::{Config, GatewayRoute};
 pub use error::{ApiError, FieldError, Json, Path, Query};
 pub use service::{CATALOG, Context, Service, ServiceInfo};
