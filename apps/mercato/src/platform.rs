@@ -249,7 +249,12 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         dbs.push(db);
     }
     let _ = telemetry::prometheus();
-    let built = mercato_gateway::build(&shared.config, upstreams, shared.auth.clone());
+    let built = mercato_gateway::build(
+        &shared.config,
+        upstreams,
+        shared.auth.clone(),
+        Some(web_asset),
+    );
     if let (Some(cache), Some(db)) = (built.cache, catalog_db) {
         // Product changes empty the gateway's cache of catalog answers at once. The
         // consumer's inbox lives in the catalog's database: the gateway has none.
@@ -271,6 +276,15 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     println!("  API docs    {base}/docs");
     println!("  health      {base}/health");
     shared.run(listener, router, dbs).await
+}
+
+/// The web bundle's files, as the gateway serves them under `/assets/`.
+fn web_asset(path: &str) -> Option<mercato_gateway::StaticAsset> {
+    mercato_web::assets::asset(path).map(|a| mercato_gateway::StaticAsset {
+        body: a.body,
+        content_type: a.content_type,
+        etag: a.etag,
+    })
 }
 
 /// Empties the gateway's response cache on every product event.
@@ -320,7 +334,13 @@ pub async fn serve(
             tracing::warn!("no <NAME>_SERVICE_URL is set: the gateway has no upstream");
         }
         (
-            mercato_gateway::router(&shared.config, upstreams, shared.auth.clone()),
+            mercato_gateway::build(
+                &shared.config,
+                upstreams,
+                shared.auth.clone(),
+                Some(web_asset),
+            )
+            .router,
             Vec::new(),
         )
     } else {

@@ -556,10 +556,14 @@ mod tests {
              [[gateway_routes]]\nprefix = \"/api/v1/orders\"\nservice = \"orders\"\nauth = \"user\"\n",
         )
         .unwrap();
-        let cfg = Config::from_sources(Some(&file), env(&[("REDIS_URL", "redis://r:6379")])).unwrap();
+        let cfg =
+            Config::from_sources(Some(&file), env(&[("REDIS_URL", "redis://r:6379")])).unwrap();
         assert_eq!(cfg.gateway_routes.len(), 2);
         assert_eq!(cfg.gateway_routes[0].methods, ["GET"]);
-        assert_eq!(cfg.gateway_routes[0].rewrite.as_deref(), Some("/api/v1/products"));
+        assert_eq!(
+            cfg.gateway_routes[0].rewrite.as_deref(),
+            Some("/api/v1/products")
+        );
         assert_eq!(cfg.gateway_routes[1].auth.as_deref(), Some("user"));
         assert_eq!(cfg.redis_url.as_deref(), Some("redis://r:6379"));
     }

@@ -36,13 +36,21 @@ pub struct Stack {
 impl Stack {
     /// Wraps `router` with the shared middleware and problem+json fallbacks.
     pub fn apply(self, router: Router) -> Router {
+        self.wrap(
+            router
+                .fallback(error::not_found)
+                .method_not_allowed_fallback(error::method_not_allowed),
+        )
+    }
+
+    /// Wraps `router` with the shared middleware, keeping its own fallback (the gateway's is
+    /// its proxy).
+    pub fn wrap(self, router: Router) -> Router {
         let observed = Observed {
             service: self.service,
             body_limit: self.body_limit,
         };
         router
-            .fallback(error::not_found)
-            .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(middleware::from_fn(tag_route))
             .layer(DefaultBodyLimit::max(self.body_limit))
             .layer(axum::Extension(self.auth))

@@ -1,11 +1,12 @@
 //! The API gateway: one HTTP entry point in front of every Mercato service.
 //!
-//! `/api/v1/<segment>/…` goes to the service owning `<segment>` (`/api/<segment>/…` is an alias
-//! of the latest version), called in process (embedded mode) or over an HTTP/1.1 keep-alive
-//! pool with round robin over its replicas (distributed mode). Beside the proxy the gateway
+//! Requests go where the route table says (see `routes`): by default `/api/v1/<segment>/…` to
+//! the service owning `<segment>`, called in process (embedded mode) or over an HTTP/1.1
+//! keep-alive pool balanced over its replicas (distributed mode). Beside the proxy the gateway
 //! answers `/health` (aggregated), `/metrics` (JSON), `/metrics/prometheus`, `/openapi.json`
 //! (merged), `/docs` (Swagger UI), `/` and `/assets/*`.
 
+mod assets;
 mod breaker;
 mod cache;
 mod edge;
@@ -15,26 +16,29 @@ mod metrics;
 mod openapi;
 mod proxy;
 mod ratelimit;
+mod routes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, Request, State};
-use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use axum::{Json, Router, middleware};
-use mercato_kernel::auth::Authenticator;
+use mercato_kernel::auth::{AuthError, Authenticator, bearer_token};
 use mercato_kernel::http::Stack;
 use mercato_kernel::{ApiError, Config, ServiceInfo};
 use serde::Serialize;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::assets::Assets;
+pub use crate::assets::{AssetLookup, StaticAsset};
 use crate::metrics::GatewayMetrics;
 use crate::openapi::Docs;
 use crate::proxy::{Backend, Pool};
+use crate::routes::{EdgeAuth, Resolved, RouteTable};
 
 /// Where a service's requests go.
 pub enum Target {
@@ -58,14 +62,16 @@ pub struct Upstream {
 pub(crate) struct Gateway {
     /// Every backend, in the order given.
     pub(crate) backends: Vec<Arc<Backend>>,
-    /// Backend by the first path segment after `/api/v1/`.
-    by_segment: HashMap<&'static str, Arc<Backend>>,
+    /// Backend by service name.
+    by_service: HashMap<&'static str, Arc<Backend>>,
+    /// Where each request goes.
+    routes: RouteTable,
+    /// Checks credentials on routes that require them at the edge.
+    auth: Arc<Authenticator>,
     /// How long an upstream has to answer.
     pub(crate) timeout: Duration,
     /// Requests slower than this are logged.
     slow: Duration,
-    /// Redirect target for `/assets/*`.
-    cdn_base_url: Option<String>,
     /// Public GET answers, when caching is on.
     cache: Option<Arc<cache::ResponseCache>>,
 }
@@ -75,6 +81,7 @@ struct AppState {
     gateway: Arc<Gateway>,
     metrics: Arc<GatewayMetrics>,
     docs: Arc<Docs>,
+    assets: Arc<Assets>,
 }
 
 /// Checks the gateway's settings before anything starts, so a typo fails fast rather than
@@ -87,8 +94,12 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
         Arc::new(Authenticator::default()),
     )
     .map_err(|e| anyhow::anyhow!("GATEWAY_RATE_LIMITS: {e}"))?;
+    ratelimit::check_redis_url(config.redis_url.as_deref())
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
     edge::cors(&config.gateway_cors_origins)
         .map_err(|e| anyhow::anyhow!("GATEWAY_CORS_ORIGINS: {e}"))?;
+    RouteTable::new(&config.gateway_routes, &[])
+        .map_err(|e| anyhow::anyhow!("gateway_routes: {e}"))?;
     if proxy::Strategy::parse(&config.gateway_lb_strategy).is_none() {
         anyhow::bail!(
             "GATEWAY_LB_STRATEGY `{}` is not round_robin, least_outstanding or p2c",
@@ -100,7 +111,7 @@ pub fn validate(config: &Config) -> anyhow::Result<()> {
 
 /// The complete gateway app, with the kernel's middleware stack applied.
 pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>) -> Router {
-    build(config, upstreams, auth).router
+    build(config, upstreams, auth, None).router
 }
 
 /// The gateway app and the handle that empties its response cache.
@@ -122,8 +133,13 @@ impl CacheInvalidator {
     }
 }
 
-/// [`router`], with the cache's invalidation handle.
-pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>) -> Built {
+/// [`router`] serving `/assets/*` from `assets`, with the cache's invalidation handle.
+pub fn build(
+    config: &Config,
+    upstreams: Vec<Upstream>,
+    auth: Arc<Authenticator>,
+    assets: Option<AssetLookup>,
+) -> Built {
     let cache = cache::ResponseCache::from_config(config).map(Arc::new);
     let invalidator = cache.clone().map(CacheInvalidator);
     let metrics = Arc::new(GatewayMetrics::new(
@@ -133,7 +149,7 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
     let pool = Pool::new(config);
     let mut backends = Vec::with_capacity(upstreams.len());
     let mut documents = Vec::with_capacity(upstreams.len());
-    let mut by_segment = HashMap::new();
+    let mut by_service = HashMap::new();
     for upstream in upstreams {
         let info = upstream.info;
         let stats = metrics.upstream(info.name);
@@ -145,15 +161,8 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
             Target::InProcess(router) => Backend::in_process(info, router, stats),
             Target::Remote(urls) => Backend::remote(info, &urls, pool.clone(), stats),
         });
-        for &prefix in info.prefixes {
-            if let Some(previous) = by_segment.insert(prefix, backend.clone()) {
-                tracing::warn!(
-                    prefix,
-                    previous = previous.info.name,
-                    now = info.name,
-                    "prefix routed twice; the last wins"
-                );
-            }
+        if by_service.insert(info.name, backend.clone()).is_some() {
+            tracing::warn!(service = info.name, "service given twice; the last wins");
         }
         documents.push((backend.clone(), upstream.openapi));
         backends.push(backend);
@@ -164,18 +173,28 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
         Duration::from_millis(config.gateway_cache_ttl_ms),
         timeout,
     );
+    let infos: Vec<&'static ServiceInfo> = backends.iter().map(|b| b.info).collect();
+    let routes = RouteTable::new(&config.gateway_routes, &infos).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "gateway_routes is malformed; only the built-in routes apply");
+        RouteTable::new(&[], &infos).unwrap_or_default()
+    });
     let gateway = Gateway {
         backends,
-        by_segment,
+        by_service,
+        routes,
+        auth: auth.clone(),
         timeout,
         slow: Duration::from_millis(config.gateway_slow_request_threshold_ms),
-        cdn_base_url: config.cdn_base_url.clone().filter(|u| !u.trim().is_empty()),
         cache,
     };
     let state = AppState {
         gateway: Arc::new(gateway),
         metrics: metrics.clone(),
         docs: Arc::new(docs),
+        assets: Arc::new(Assets {
+            cdn_base_url: config.cdn_base_url.clone().filter(|u| !u.trim().is_empty()),
+            bundle: assets,
+        }),
     };
 
     let app = Router::new()
@@ -185,10 +204,9 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
         .route("/metrics", get(metrics::get_metrics))
         .route("/metrics/prometheus", get(metrics::get_prometheus))
         .route("/openapi.json", get(openapi::get_openapi))
-        .route("/assets/{*path}", get(redirect_asset))
-        .route("/api/{*path}", any(proxy_request))
-        .route("/.well-known/{*path}", get(proxy_well_known))
-        .route("/admin/mail", get(proxy_admin_mail))
+        .route("/assets/{*path}", get(assets::serve))
+        .fallback(proxy_request)
+        .method_not_allowed_fallback(mercato_kernel::error::method_not_allowed)
         .with_state(state)
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     let limits = ratelimit::RateLimits::new(
@@ -207,7 +225,7 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
         )
         .unwrap_or_else(|_| unreachable!("an empty group list parses"))
     });
-    let limits = Arc::new(limits);
+    let limits = Arc::new(limits.shared_through(config.redis_url.as_deref()));
     ratelimit::spawn_pruning(&limits);
     let app = app.layer(middleware::from_fn_with_state(limits, ratelimit::limit));
     let cors = edge::cors(&config.gateway_cors_origins).unwrap_or_else(|e| {
@@ -220,7 +238,7 @@ pub fn build(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator>
         body_limit: config.mercato_body_limit_bytes,
         auth,
     };
-    let router = stack.apply(app).layer(middleware::from_fn_with_state(
+    let router = stack.wrap(app).layer(middleware::from_fn_with_state(
         metrics,
         metrics::count_requests,
     ));
@@ -258,117 +276,48 @@ async fn get_index() -> Json<IndexResponse> {
     })
 }
 
-/// `/assets/x` → 307 to `{CDN_BASE_URL}/assets/x` (query kept), or 404 without a CDN.
-async fn redirect_asset(State(gateway): State<Arc<Gateway>>, uri: Uri) -> Response {
-    let Some(base) = &gateway.cdn_base_url else {
-        return route_not_found(uri.path()).into_response();
+/// Sends a request where the route table says, once the edge lets it pass.
+async fn proxy_request(
+    State(gateway): State<Arc<Gateway>>,
+    State(metrics): State<Arc<GatewayMetrics>>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let resolved = match gateway.routes.resolve(request.method(), request.uri()) {
+        Ok(resolved) => resolved,
+        Err(problem) => return problem.into_response(),
     };
-    let tail = uri
-        .path_and_query()
-        .map_or(uri.path(), PathAndQuery::as_str);
-    let location = format!("{}{tail}", base.trim_end_matches('/'));
-    match HeaderValue::from_str(&location) {
-        Ok(location) => (
-            StatusCode::TEMPORARY_REDIRECT,
-            [(header::LOCATION, location)],
-        )
-            .into_response(),
-        Err(_) => {
-            tracing::warn!(cdn_base_url = %base, "CDN_BASE_URL does not make a valid Location");
-            ApiError::unavailable("assets are not available").into_response()
-        }
-    }
-}
-
-/// Where an `/api/…` request goes: the owning segment and the path to forward.
-#[derive(Debug, PartialEq, Eq)]
-struct Resolved {
-    segment: String,
-    forward: PathAndQuery,
-}
-
-/// The latest API version; unversioned paths are its alias.
-const LATEST: &str = "v1";
-
-fn resolve(uri: &Uri) -> Result<Resolved, ApiError> {
-    let path = uri.path();
-    let not_found = || route_not_found(path);
-    let rest = path.strip_prefix("/api/").ok_or_else(not_found)?;
-    let (first, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let is_version =
-        first.len() > 1 && first.starts_with('v') && first[1..].bytes().all(|b| b.is_ascii_digit());
-    let (segment, forward) = if is_version {
-        if first != LATEST {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                format!("API version {first} does not exist; the latest is {LATEST}"),
-            ));
-        }
-        let segment = tail.split('/').next().unwrap_or_default();
-        let forward = uri
-            .path_and_query()
-            .map_or(path, PathAndQuery::as_str)
-            .to_owned();
-        (segment, forward)
-    } else {
-        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-        (first, format!("/api/{LATEST}/{rest}{query}"))
+    let stats = metrics.route(&resolved.route);
+    let response = match admit(&gateway.auth, resolved.auth, request.headers()).await {
+        Ok(()) => forward_request(&gateway, resolved, request).await,
+        Err(refused) => refused.into_response(),
     };
-    if segment.is_empty() {
-        return Err(not_found());
-    }
-    let forward = forward.parse().map_err(|_| not_found())?;
-    Ok(Resolved {
-        segment: segment.to_owned(),
-        forward,
-    })
+    stats.record(&response, started.elapsed());
+    response
 }
 
-/// Sends an `/api/…` request to the service owning its segment.
-async fn proxy_request(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    match resolve(request.uri()) {
-        Ok(resolved) => forward_request(&gateway, resolved, request).await,
-        Err(problem) => problem.into_response(),
+/// Checks the caller at the edge on routes that require one; the service checks again.
+async fn admit(
+    auth: &Authenticator,
+    required: EdgeAuth,
+    headers: &HeaderMap,
+) -> Result<(), AuthError> {
+    if required == EdgeAuth::Public {
+        return Ok(());
     }
-}
-
-/// `/.well-known/…` documents (the JWKS) belong to the service owning `.well-known`.
-async fn proxy_well_known(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let path = request.uri().path_and_query().cloned();
-    match path {
-        Some(forward) => {
-            let resolved = Resolved {
-                segment: WELL_KNOWN.to_owned(),
-                forward,
-            };
-            forward_request(&gateway, resolved, request).await
-        }
-        None => route_not_found(request.uri().path()).into_response(),
+    let token = bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
+    let claims = auth.authenticate(token).await?;
+    match required {
+        EdgeAuth::Role(role) if !claims.has_role(role) => Err(AuthError::MissingRole(role)),
+        _ => Ok(()),
     }
 }
 
-/// `/admin/mail`, the local mailbox page, belongs to notifications.
-async fn proxy_admin_mail(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    match request.uri().path_and_query().cloned() {
-        Some(forward) => {
-            let resolved = Resolved {
-                segment: "notifications".to_owned(),
-                forward,
-            };
-            forward_request(&gateway, resolved, request).await
-        }
-        None => route_not_found(request.uri().path()).into_response(),
-    }
-}
-
-/// Segment under which a service claims `/.well-known/…`.
-const WELL_KNOWN: &str = ".well-known";
-
-/// Sends a request to the upstream owning `resolved.segment`, within the gateway timeout.
+/// Sends a request to the upstream owning `resolved.service`, from the cache when it may.
 async fn forward_request(gateway: &Gateway, resolved: Resolved, request: Request) -> Response {
-    let Some(backend) = gateway.by_segment.get(resolved.segment.as_str()) else {
-        return unrouted(&resolved.segment, request.uri().path()).into_response();
+    let Some(backend) = gateway.by_service.get(resolved.service) else {
+        return ApiError::unavailable(format!("the {} service is not running", resolved.service))
+            .into_response();
     };
     let cached = gateway
         .cache
@@ -446,60 +395,4 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
         );
     }
     response
-}
-
-/// The 404 problem for a path nothing serves, as the kernel's fallback words it.
-fn route_not_found(path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-        format!("no route for {path}"),
-    )
-}
-
-/// No running upstream owns `segment`: 503 when its service exists but is not running here,
-/// 404 when no service owns it.
-fn unrouted(segment: &str, path: &str) -> ApiError {
-    match ServiceInfo::owning(segment) {
-        Some(info) => ApiError::unavailable(format!("the {} service is not running", info.name)),
-        None => route_not_found(path),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resolved(uri: &'static str) -> Result<(String, String), u16> {
-        resolve(&Uri::from_static(uri))
-            .map(|r| (r.segment, r.forward.to_string()))
-            .map_err(|e| e.status().as_u16())
-    }
-
-    #[test]
-    fn versioned_paths_are_forwarded_unchanged() {
-        assert_eq!(
-            resolved("/api/v1/orders/ord_1?expand=lines"),
-            Ok(("orders".into(), "/api/v1/orders/ord_1?expand=lines".into()))
-        );
-        assert_eq!(
-            resolved("/api/v1/orders"),
-            Ok(("orders".into(), "/api/v1/orders".into()))
-        );
-    }
-
-    #[test]
-    fn unversioned_paths_alias_the_latest_version() {
-        assert_eq!(
-            resolved("/api/products/prd_1?limit=2"),
-            Ok(("products".into(), "/api/v1/products/prd_1?limit=2".into()))
-        );
-    }
-
-    #[test]
-    fn unknown_versions_and_empty_segments_are_not_found() {
-        assert_eq!(resolved("/api/v2/orders"), Err(404));
-        assert_eq!(resolved("/api/v1"), Err(404));
-        assert_eq!(resolved("/api/v1/"), Err(404));
-    }
 }

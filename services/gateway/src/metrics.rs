@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -17,26 +17,57 @@ use crate::latency::Histogram;
 /// Content type of the Prometheus text exposition format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 
-/// Counters of one upstream service.
+/// Requests, errors and latencies of one upstream or route.
 #[derive(Debug, Default)]
-pub(crate) struct UpstreamStats {
+struct Traffic {
     requests: AtomicU64,
     errors: AtomicU64,
     latency_total_us: AtomicU64,
     latency_max_us: AtomicU64,
     latency: Histogram,
-    /// Requests of the last minute: `(second, count)` by `second % 60`.
-    window: Mutex<Window>,
-    /// Its circuit breaker.
-    pub(crate) breaker: crate::breaker::Breaker,
+    /// Requests of the last minute, a slot per second (`second % 60`), each packing the
+    /// second (high 32 bits) and its count (low 32 bits) so that no request takes a lock.
+    window: Window,
 }
 
 #[derive(Debug)]
-struct Window([(u64, u64); 60]);
+struct Window([AtomicU64; 60]);
 
 impl Default for Window {
     fn default() -> Self {
-        Self([(0, 0); 60])
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl Window {
+    fn count(&self, now: u64) {
+        let second = now & 0xffff_ffff;
+        let slot = &self.0[(now % 60) as usize];
+        let mut current = slot.load(Ordering::Relaxed);
+        loop {
+            let next = if current >> 32 == second {
+                current + 1
+            } else {
+                (second << 32) | 1
+            };
+            match slot.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn last_minute(&self, now: u64) -> u64 {
+        let now = now & 0xffff_ffff;
+        self.0
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|packed| {
+                let second = packed >> 32;
+                second <= now && second + 60 > now
+            })
+            .map(|packed| packed & 0xffff_ffff)
+            .sum()
     }
 }
 
@@ -46,10 +77,8 @@ fn epoch_second() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl UpstreamStats {
-    /// Records one proxied request: its final status and the time to the response head.
-    pub(crate) fn record(&self, upstream: &'static str, status: StatusCode, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+impl Traffic {
+    fn record(&self, status: StatusCode, micros: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if status.is_server_error() {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -57,22 +86,10 @@ impl UpstreamStats {
         self.latency_total_us.fetch_add(micros, Ordering::Relaxed);
         self.latency_max_us.fetch_max(micros, Ordering::Relaxed);
         self.latency.record(micros);
-        let now = epoch_second();
-        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = &mut window.0[(now % 60) as usize];
-        if slot.0 != now {
-            *slot = (now, 0);
-        }
-        slot.1 += 1;
-        drop(window);
-        let class = status_class(status);
-        metrics::counter!("gateway_upstream_requests_total", "upstream" => upstream, "class" => class)
-            .increment(1);
-        metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream)
-            .record(elapsed.as_secs_f64());
+        self.window.count(epoch_second());
     }
 
-    fn snapshot(&self) -> UpstreamMetrics {
+    fn snapshot(&self) -> TrafficMetrics {
         let requests = self.requests.load(Ordering::Relaxed);
         let total = self.latency_total_us.load(Ordering::Relaxed);
         let avg_us = if requests == 0 {
@@ -81,17 +98,8 @@ impl UpstreamStats {
             total as f64 / requests as f64
         };
         let [p50, p95, p99] = self.latency.quantiles_ms([0.5, 0.95, 0.99]);
-        let now = epoch_second();
-        let last_minute: u64 = self
-            .window
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .iter()
-            .filter(|(second, _)| *second + 60 > now && *second <= now)
-            .map(|(_, count)| count)
-            .sum();
-        UpstreamMetrics {
+        let last_minute = self.window.last_minute(epoch_second());
+        TrafficMetrics {
             requests,
             errors: self.errors.load(Ordering::Relaxed),
             rps_1m: (last_minute as f64 / 60.0 * 100.0).round() / 100.0,
@@ -100,9 +108,74 @@ impl UpstreamStats {
             p95_latency_ms: p95,
             p99_latency_ms: p99,
             max_latency_ms: round_ms(self.latency_max_us.load(Ordering::Relaxed) as f64),
+        }
+    }
+}
+
+/// Counters of one upstream service.
+#[derive(Debug, Default)]
+pub(crate) struct UpstreamStats {
+    traffic: Traffic,
+    /// Its circuit breaker.
+    pub(crate) breaker: crate::breaker::Breaker,
+}
+
+impl UpstreamStats {
+    /// Records one proxied request: its final status and the time to the response head.
+    pub(crate) fn record(&self, upstream: &'static str, status: StatusCode, elapsed: Duration) {
+        self.traffic.record(status, micros(elapsed));
+        let class = status_class(status);
+        metrics::counter!("gateway_upstream_requests_total", "upstream" => upstream, "class" => class)
+            .increment(1);
+        metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream)
+            .record(elapsed.as_secs_f64());
+    }
+
+    fn snapshot(&self) -> UpstreamMetrics {
+        UpstreamMetrics {
+            traffic: self.traffic.snapshot(),
             breaker: self.breaker.state_name(),
         }
     }
+}
+
+/// Counters of one route of the table.
+#[derive(Debug, Default)]
+pub(crate) struct RouteStats {
+    traffic: Traffic,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+}
+
+impl RouteStats {
+    /// Records one answer of the route, from the cache or not.
+    pub(crate) fn record(&self, response: &Response, elapsed: Duration) {
+        self.traffic.record(response.status(), micros(elapsed));
+        match response.headers().get("x-cache").map(HeaderValue::as_bytes) {
+            Some(b"HIT") => self.cache_hits.fetch_add(1, Ordering::Relaxed),
+            Some(b"MISS") => self.cache_misses.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
+    fn snapshot(&self) -> RouteMetrics {
+        let hits = self.cache_hits.load(Ordering::Relaxed);
+        let misses = self.cache_misses.load(Ordering::Relaxed);
+        RouteMetrics {
+            traffic: self.traffic.snapshot(),
+            cache_hits: hits,
+            cache_misses: misses,
+            cache_hit_ratio: if hits + misses == 0 {
+                0.0
+            } else {
+                (hits as f64 / (hits + misses) as f64 * 1000.0).round() / 1000.0
+            },
+        }
+    }
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn round_ms(micros: f64) -> f64 {
@@ -127,6 +200,8 @@ pub(crate) struct GatewayMetrics {
     /// 1xx, 2xx, 3xx, 4xx, 5xx.
     classes: [AtomicU64; 5],
     upstreams: BTreeMap<&'static str, Arc<UpstreamStats>>,
+    /// By route label; routes are few (the table's and one per service segment).
+    routes: RwLock<BTreeMap<String, Arc<RouteStats>>>,
     cache: Option<Arc<crate::cache::ResponseCache>>,
 }
 
@@ -141,6 +216,7 @@ impl GatewayMetrics {
             requests_total: AtomicU64::new(0),
             classes: Default::default(),
             upstreams: upstreams.into_iter().map(|n| (n, Arc::default())).collect(),
+            routes: RwLock::default(),
             cache,
         }
     }
@@ -148,6 +224,24 @@ impl GatewayMetrics {
     /// The counters of one upstream.
     pub(crate) fn upstream(&self, name: &str) -> Arc<UpstreamStats> {
         self.upstreams.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The counters of one route, made on its first request.
+    pub(crate) fn route(&self, label: &str) -> Arc<RouteStats> {
+        if let Some(stats) = self
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(label)
+        {
+            return stats.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(label.to_owned())
+            .or_default()
+            .clone()
     }
 
     fn count(&self, status: StatusCode) {
@@ -172,6 +266,13 @@ impl GatewayMetrics {
                 .upstreams
                 .iter()
                 .map(|(name, stats)| ((*name).to_owned(), stats.snapshot()))
+                .collect(),
+            routes: self
+                .routes
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(label, stats)| (label.clone(), stats.snapshot()))
                 .collect(),
             cache: self.cache.as_ref().map(|c| c.stats()),
         }
@@ -200,6 +301,9 @@ pub struct MetricsResponse {
     pub status: StatusClasses,
     /// Proxied requests per upstream service.
     pub upstreams: BTreeMap<String, UpstreamMetrics>,
+    /// Requests per route of the table (`/api/v1/products`, a configured prefix…), cache
+    /// hits included.
+    pub routes: BTreeMap<String, RouteMetrics>,
     /// The response cache's counters, when caching is on.
     pub cache: Option<crate::cache::CacheStats>,
 }
@@ -224,10 +328,10 @@ pub struct StatusClasses {
     pub server_error: u64,
 }
 
-/// Counters of one upstream service.
+/// Requests, errors and latencies.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UpstreamMetrics {
-    /// Requests proxied to it.
+pub struct TrafficMetrics {
+    /// Requests counted.
     pub requests: u64,
     /// Of those, answered with a 5xx (including the gateway's own 502 and 504).
     pub errors: u64,
@@ -241,10 +345,32 @@ pub struct UpstreamMetrics {
     pub p95_latency_ms: f64,
     /// 99th percentile.
     pub p99_latency_ms: f64,
-    /// Circuit breaker: `closed`, `open` or `half_open`.
-    pub breaker: &'static str,
     /// Longest time to the response head.
     pub max_latency_ms: f64,
+}
+
+/// Counters of one upstream service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpstreamMetrics {
+    /// Requests proxied to it.
+    #[serde(flatten)]
+    pub traffic: TrafficMetrics,
+    /// Circuit breaker: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+}
+
+/// Counters of one route.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RouteMetrics {
+    /// Requests answered on it.
+    #[serde(flatten)]
+    pub traffic: TrafficMetrics,
+    /// Answers served from the response cache.
+    pub cache_hits: u64,
+    /// Cacheable requests that went upstream.
+    pub cache_misses: u64,
+    /// Hits over cacheable requests (0 to 1).
+    pub cache_hit_ratio: f64,
 }
 
 /// Request counters of the gateway, overall and per upstream.
@@ -279,11 +405,22 @@ mod tests {
         let stats = UpstreamStats::default();
         stats.record("svc", StatusCode::OK, Duration::from_millis(10));
         stats.record("svc", StatusCode::BAD_GATEWAY, Duration::from_millis(30));
-        let snapshot = stats.snapshot();
+        let snapshot = stats.snapshot().traffic;
         assert_eq!(snapshot.requests, 2);
         assert_eq!(snapshot.errors, 1);
         assert_eq!(snapshot.avg_latency_ms, 20.0);
         assert_eq!(snapshot.max_latency_ms, 30.0);
+    }
+
+    #[test]
+    fn the_window_counts_the_last_sixty_seconds_only() {
+        let window = Window::default();
+        for second in 1000..1090 {
+            window.count(second);
+            window.count(second);
+        }
+        assert_eq!(window.last_minute(1089), 120);
+        assert_eq!(window.last_minute(1200), 0);
     }
 
     #[test]
@@ -297,6 +434,6 @@ mod tests {
         assert_eq!(snapshot.status.success, 1);
         assert_eq!(snapshot.status.client_error, 1);
         assert_eq!(snapshot.status.server_error, 1);
-        assert_eq!(snapshot.upstreams["svc"].requests, 0);
+        assert_eq!(snapshot.upstreams["svc"].traffic.requests, 0);
     }
 }

@@ -5,6 +5,7 @@ mod bench_checkout;
 mod checkout;
 mod crash;
 mod distributed;
+mod gateway_redis;
 mod up;
 
 use std::net::TcpListener;

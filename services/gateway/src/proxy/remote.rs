@@ -293,9 +293,11 @@ impl Remote {
         }
     }
 
-    /// Sends `request` to the replica the strategy picks; a request without a body to a safe
-    /// method goes on to the following replica when a connection cannot be made. Replicas
-    /// failing `GATEWAY_EJECT_AFTER` times in a row are left out for `GATEWAY_EJECT_MS`.
+    /// Sends `request` to the replica the strategy picks, and once more to the next replica
+    /// when the first fails without an answer: an idempotent request after any such failure,
+    /// a write carrying an `Idempotency-Key` only when no connection was made (the upstream
+    /// never saw it), any other write never. Replicas failing `GATEWAY_EJECT_AFTER` times in
+    /// a row are left out for `GATEWAY_EJECT_MS`.
     pub(super) async fn send(&self, request: Request) -> Result<Response, ProxyError> {
         if self.replicas.is_empty() {
             return Err(ProxyError::NoReplica);
@@ -314,11 +316,10 @@ impl Remote {
             .cloned()
             .unwrap_or(PathAndQuery::from_static("/"));
         let body_is_empty = body.size_hint().exact() == Some(0);
-        // A write carrying an Idempotency-Key may go on to another replica when the first
-        // could not be reached (it never saw the request): its body is read first, so it can
-        // be sent again. Any other request with a body is tried once.
-        let keyed_write = !is_safe(&parts.method) && parts.headers.contains_key("idempotency-key");
-        let (buffered, mut body) = if keyed_write {
+        let idempotent = is_idempotent(&parts.method);
+        let keyed_write = !idempotent && parts.headers.contains_key("idempotency-key");
+        // A body that may be sent twice is read first, so it can be.
+        let (buffered, mut body) = if keyed_write || (idempotent && !body_is_empty) {
             match Limited::new(body, self.pool.body_limit).collect().await {
                 Ok(collected) => (Some(collected.to_bytes()), None),
                 Err(error) if error.is::<LengthLimitError>() => {
@@ -336,8 +337,11 @@ impl Remote {
                 Some(Body::new(Limited::new(body, self.pool.body_limit))),
             )
         };
-        let retryable = buffered.is_some() || (is_safe(&parts.method) && body_is_empty);
-        let attempts = if retryable { self.replicas.len() } else { 1 };
+        let attempts = if idempotent || keyed_write {
+            self.replicas.len().min(2)
+        } else {
+            1
+        };
         let start = self.pick();
         let mut failure = ProxyError::NoReplica;
         for attempt in 0..attempts {
@@ -366,7 +370,14 @@ impl Remote {
                     }
                 }
             }
-            if !matches!(failure, ProxyError::Connect(_)) {
+            let again = match failure {
+                ProxyError::Connect(_) => true,
+                // The upstream may have acted on it: only a request meant to be repeatable
+                // goes again.
+                ProxyError::Upstream(_) => idempotent,
+                ProxyError::BodyTooLarge(_) | ProxyError::NoReplica => false,
+            };
+            if !again {
                 break;
             }
         }
@@ -429,10 +440,11 @@ impl Remote {
     }
 }
 
-fn is_safe(method: &Method) -> bool {
+/// Methods whose repetition has the effect of one request (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
 }
 
@@ -545,9 +557,11 @@ mod tests {
     }
 
     #[test]
-    fn only_safe_methods_are_retried() {
-        assert!(is_safe(&Method::GET));
-        assert!(!is_safe(&Method::POST));
-        assert!(!is_safe(&Method::DELETE));
+    fn only_idempotent_methods_are_repeated() {
+        assert!(is_idempotent(&Method::GET));
+        assert!(is_idempotent(&Method::PUT));
+        assert!(is_idempotent(&Method::DELETE));
+        assert!(!is_idempotent(&Method::POST));
+        assert!(!is_idempotent(&Method::PATCH));
     }
 }

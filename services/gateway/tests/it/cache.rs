@@ -64,6 +64,14 @@ async fn public_gets_are_served_from_the_cache_with_etags() {
     let metrics = get(&app, "/metrics").await.json();
     assert!(metrics["cache"]["hits"].as_u64().unwrap() >= 2, "{metrics}");
     assert_eq!(fake.hits(), hits_before);
+    let route = &metrics["routes"]["/api/v1/things"];
+    assert_eq!(route["requests"], 7, "{metrics}");
+    let hits = route["cache_hits"].as_f64().unwrap();
+    let misses = route["cache_misses"].as_f64().unwrap();
+    assert!(hits >= 1.0 && misses >= 2.0, "{metrics}");
+    let ratio = route["cache_hit_ratio"].as_f64().unwrap();
+    assert!((ratio - hits / (hits + misses)).abs() < 0.001, "{metrics}");
+    assert!(route["p99_latency_ms"].as_f64().is_some(), "{metrics}");
 }
 
 #[tokio::test]
@@ -109,6 +117,7 @@ async fn invalidation_sends_the_next_request_upstream() {
         &cached_config(),
         vec![in_process(&THINGS, &fake, "things")],
         std::sync::Arc::new(mercato_kernel::auth::Authenticator::default()),
+        None,
     );
     let app = built.router;
     get(&app, "/api/v1/things").await;

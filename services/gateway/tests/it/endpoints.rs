@@ -165,7 +165,7 @@ async fn assets_redirect_to_the_cdn_when_configured() {
 
     let answer = get(&with_cdn, "/assets/css/site.css?v=3").await;
 
-    assert_eq!(answer.status, 307);
+    assert_eq!(answer.status, 302);
     assert_eq!(
         answer.header("location"),
         "https://cdn.example.com/assets/css/site.css?v=3"

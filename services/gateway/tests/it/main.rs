@@ -8,4 +8,5 @@ mod health;
 mod in_process;
 mod rate_limits;
 mod remote;
+mod routing;
 mod support;

@@ -1,8 +1,10 @@
 //! Rate limits at the edge: GCRA budgets per client and route group.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -107,4 +109,109 @@ async fn route_groups_have_their_own_budgets_and_zero_turns_limits_off() {
         assert_eq!(answer.status, 200);
         assert_eq!(answer.header("ratelimit-limit"), "");
     }
+}
+
+/// The Redis to share budgets through: `TEST_REDIS_URL`, which must then answer; `None` (and a
+/// line saying so) when unset.
+async fn test_redis() -> Option<String> {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        println!("TEST_REDIS_URL is not set: shared rate limits are not tested");
+        return None;
+    };
+    let client = redis::Client::open(url.as_str()).expect("TEST_REDIS_URL is a Redis URL");
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .expect("Redis at TEST_REDIS_URL answers within 5 s")
+    .expect("Redis at TEST_REDIS_URL accepts a connection");
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut connection)
+        .await
+        .expect("Redis at TEST_REDIS_URL answers PING");
+    assert_eq!(pong, "PONG");
+    Some(url)
+}
+
+/// A route group no other test or earlier run uses, so no two share Redis keys.
+fn unique_group() -> String {
+    format!("rl{:016x}", rand::random::<u64>())
+}
+
+/// A gateway over the things service, its budgets in the Redis at `redis_url`.
+fn shared_gateway(redis_url: &str, group: &str, limit: &str) -> Router {
+    let mut config = config();
+    config.redis_url = Some(redis_url.to_owned());
+    config.gateway_rate_limits = format!("{group}={limit}");
+    gateway(
+        &config,
+        vec![in_process(&THINGS, &Fake::new("things"), "things")],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_sharing_redis_share_one_budget_per_client() {
+    let Some(redis_url) = test_redis().await else {
+        return;
+    };
+    let group = unique_group();
+    let uri = format!("/api/v1/{group}/x");
+    // Two gateways built apart: each has its own memory, only Redis is common.
+    let apps = [
+        shared_gateway(&redis_url, &group, "1/10"),
+        shared_gateway(&redis_url, &group, "1/10"),
+    ];
+    // One request each from another client, so that the burst below meets ready connections.
+    for app in &apps {
+        assert_ne!(send(app, from("10.1.0.250", &uri)).await.status, 429);
+    }
+
+    let calls = (0..40).map(|i| send(&apps[i % 2], from("10.1.0.1", &uri)));
+    let answers = futures::future::join_all(calls).await;
+    let (refused, passed): (Vec<_>, Vec<_>) = answers.iter().partition(|a| a.status == 429);
+    assert_eq!(passed.len(), 10, "a burst of 10 across both gateways");
+    for answer in &passed {
+        assert!(!answer.status.is_server_error(), "{}", answer.status);
+        assert_eq!(answer.header("ratelimit-limit"), "10");
+    }
+    let mut remaining: Vec<u32> = passed
+        .iter()
+        .map(|a| a.header("ratelimit-remaining").parse().expect("a number"))
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..10).collect::<Vec<u32>>(), "each count once");
+    for answer in &refused {
+        answer.assert_problem(429, "rate_limited");
+        assert_eq!(answer.header("retry-after"), "1");
+        assert_eq!(answer.header("ratelimit-remaining"), "0");
+        assert_eq!(answer.header("ratelimit-reset"), "1");
+    }
+
+    let other = send(&apps[1], from("10.1.0.2", &uri)).await;
+    assert_ne!(other.status, 429, "another client has its own budget");
+    assert_eq!(other.header("ratelimit-remaining"), "9");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_leaves_each_gateway_its_own_limits() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().expect("local address").port();
+    drop(listener);
+    let group = unique_group();
+    let uri = format!("/api/v1/{group}/x");
+    let app = shared_gateway(&format!("redis://127.0.0.1:{port}"), &group, "1/3");
+
+    let mut statuses = BTreeMap::<u16, usize>::new();
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let answer = send(&app, from("10.1.0.3", &uri)).await;
+        assert!(!answer.status.is_server_error(), "{}", answer.status);
+        *statuses.entry(answer.status.as_u16()).or_default() += 1;
+        if answer.status != 429 {
+            remaining.push(answer.header("ratelimit-remaining").to_owned());
+        }
+    }
+    assert_eq!(remaining, ["2", "1", "0"], "the burst is kept in memory");
+    assert_eq!(statuses.get(&429), Some(&2), "{statuses:?}");
 }

@@ -66,6 +66,13 @@ async fn a_gateway_on_a_socket_forwards_the_client_address() {
 
     assert_eq!(answer["forwarded_for"], "127.0.0.1");
     assert_eq!(answer["forwarded_host"], base.trim_start_matches("http://"));
+    assert_eq!(
+        answer["forwarded"],
+        format!(
+            "for=127.0.0.1;proto=http;host=\"{}\"",
+            base.trim_start_matches("http://")
+        )
+    );
     assert_eq!(answer["request_id"], "sock-1");
     assert_eq!(answer["query"], "y=2");
     assert_eq!(

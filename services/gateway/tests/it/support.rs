@@ -116,6 +116,7 @@ async fn list(
         "forwarded_for": header(headers, "x-forwarded-for"),
         "forwarded_proto": header(headers, "x-forwarded-proto"),
         "forwarded_host": header(headers, "x-forwarded-host"),
+        "forwarded": header(headers, "forwarded"),
         "connection": header(headers, "connection"),
         "peer": connect.map(|c| c.0.0.to_string()),
     }))
@@ -278,4 +279,36 @@ pub async fn get(app: &Router, uri: &str) -> Answer {
             .expect("a valid request"),
     )
     .await
+}
+
+/// A URL whose listener reads each request's head and closes the connection without an
+/// answer, counting the requests it received.
+pub async fn dropping_url() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let addr = listener.local_addr().expect("local address");
+    let received = Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), received)
 }
