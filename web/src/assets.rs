@@ -23,6 +23,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         "text/css; charset=utf-8",
     ),
     (
+        "app.js",
+        include_bytes!("../assets/app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
         "favicon.svg",
         include_bytes!("../assets/favicon.svg"),
         "image/svg+xml",

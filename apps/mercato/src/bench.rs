@@ -18,6 +18,9 @@ pub enum Scenario {
     NotFound,
     /// A guest checkout (cart, item, checkout with a card): 3 requests, one sample.
     Checkout,
+    /// Self-contained: the gateway beside nginx in front of a tiny upstream, driven by wrk
+    /// (ignores `--url`).
+    Gateway,
 }
 
 /// Options of `mercato bench`.
@@ -35,6 +38,9 @@ pub struct BenchArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Connection counts of the `gateway` scenario, one wrk run per count and target.
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    connections: Vec<usize>,
     /// Admin that creates the product and stock of `checkout`.
     #[arg(long, env = "MERCATO_BOOTSTRAP_ADMIN_EMAIL")]
     admin_email: Option<String>,
@@ -337,6 +343,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 /// Runs the scenario and prints requests/s (checkouts/s for `checkout`) and p50/p99 latency.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Scenario::Gateway = args.scenario {
+        return crate::bench_gateway::run(args.duration, &args.connections).await;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(30))
@@ -354,6 +363,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Checkout => Load::Checkout {
             sku: set_up_checkout(&client, &url, &args).await?,
         },
+        Scenario::Gateway => anyhow::bail!("the gateway scenario starts its own servers"),
     };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration.max(1));

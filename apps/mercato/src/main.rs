@@ -1,6 +1,7 @@
 //! `mercato`: the one binary that runs the platform, a single service, migrations and load.
 
 mod bench;
+mod bench_gateway;
 mod platform;
 
 use std::net::{IpAddr, SocketAddr};
@@ -92,6 +93,10 @@ struct RunArgs {
     /// Where embedded databases and the event log live (default ./data).
     #[arg(long, env = "MERCATO_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Directory of templates replacing the storefront's and admin's shipped ones (same
+    /// names, e.g. `shop/home.html`), read at each render: no recompiling.
+    #[arg(long, env = "MERCATO_THEME_DIR")]
+    theme: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -118,12 +123,14 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up { run, demo } => {
-            let config = platform::load_config(run.data_dir)?;
+            let mut config = platform::load_config(run.data_dir)?;
+            config.mercato_theme_dir = run.theme.or(config.mercato_theme_dir);
             let port = run.port.unwrap_or(config.api_gateway_port);
             platform::up(config, SocketAddr::new(run.host, port), demo).await
         }
         Command::Serve { service, run } => {
-            let config = platform::load_config(run.data_dir)?;
+            let mut config = platform::load_config(run.data_dir)?;
+            config.mercato_theme_dir = run.theme.or(config.mercato_theme_dir);
             platform::serve(config, &service, run.host, run.port).await
         }
         Command::Migrate { service, data_dir } => {

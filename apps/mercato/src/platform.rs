@@ -249,12 +249,14 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         dbs.push(db);
     }
     let _ = telemetry::prometheus();
+    let (frontend, api) = frontend(&shared.config);
     let built = mercato_gateway::build(
         &shared.config,
         upstreams,
         shared.auth.clone(),
-        Some(web_asset),
+        Some(frontend),
     );
+    api.set(built.router.clone());
     if let (Some(cache), Some(db)) = (built.cache, catalog_db) {
         // Product changes empty the gateway's cache of catalog answers at once. The
         // consumer's inbox lives in the catalog's database: the gateway has none.
@@ -276,6 +278,19 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     println!("  API docs    {base}/docs");
     println!("  health      {base}/health");
     shared.run(listener, router, dbs).await
+}
+
+/// The storefront and admin the gateway serves, and the slot that gives them the API.
+fn frontend(config: &Config) -> (mercato_gateway::Frontend, mercato_web::ApiSlot) {
+    let web = mercato_web::web(mercato_web::WebConfig {
+        theme_dir: config.mercato_theme_dir.clone(),
+        secure_cookies: config.mercato_public_url.starts_with("https://"),
+    });
+    let frontend = mercato_gateway::Frontend {
+        assets: web_asset,
+        pages: web.router,
+    };
+    (frontend, web.api)
 }
 
 /// The web bundle's files, as the gateway serves them under `/assets/`.
@@ -333,16 +348,16 @@ pub async fn serve(
         if upstreams.is_empty() {
             tracing::warn!("no <NAME>_SERVICE_URL is set: the gateway has no upstream");
         }
-        (
-            mercato_gateway::build(
-                &shared.config,
-                upstreams,
-                shared.auth.clone(),
-                Some(web_asset),
-            )
-            .router,
-            Vec::new(),
+        let (frontend, api) = frontend(&shared.config);
+        let router = mercato_gateway::build(
+            &shared.config,
+            upstreams,
+            shared.auth.clone(),
+            Some(frontend),
         )
+        .router;
+        api.set(router.clone());
+        (router, Vec::new())
     } else {
         let registration = registrations()
             .into_iter()

@@ -179,6 +179,9 @@ pub struct Config {
     /// Routes of the gateway besides the built-in ones, from `[[gateway_routes]]` tables of
     /// `mercato.toml`; the longest matching prefix wins, then the built-in routes apply.
     pub gateway_routes: Vec<GatewayRoute>,
+    /// Directory whose templates replace the storefront's and admin's shipped ones
+    /// (`MERCATO_THEME_DIR`, or `--theme`).
+    pub mercato_theme_dir: Option<PathBuf>,
     /// Redis shared by the gateway replicas for rate limits (`REDIS_URL`); unset: each
     /// gateway keeps its limits in memory.
     pub redis_url: Option<String>,
@@ -353,6 +356,7 @@ impl Default for Config {
             cdn_base_url: None,
             gateway_routes: Vec::new(),
             redis_url: None,
+            mercato_theme_dir: None,
             inventory_low_stock_threshold: 5,
             inventory_reservation_ttl_seconds: 900,
             inventory_sweep_interval_ms: 1000,

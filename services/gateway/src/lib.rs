@@ -133,13 +133,25 @@ impl CacheInvalidator {
     }
 }
 
-/// [`router`] serving `/assets/*` from `assets`, with the cache's invalidation handle.
+/// The browser side the gateway serves beside the API.
+pub struct Frontend {
+    /// The web bundle's files, under `/assets/`.
+    pub assets: AssetLookup,
+    /// Pages (storefront, admin); they replace the gateway's JSON index at `/`.
+    pub pages: Router,
+}
+
+/// [`router`] with the `frontend`, and the cache's invalidation handle.
 pub fn build(
     config: &Config,
     upstreams: Vec<Upstream>,
     auth: Arc<Authenticator>,
-    assets: Option<AssetLookup>,
+    frontend: Option<Frontend>,
 ) -> Built {
+    let (assets, pages) = match frontend {
+        Some(Frontend { assets, pages }) => (Some(assets), Some(pages)),
+        None => (None, None),
+    };
     let cache = cache::ResponseCache::from_config(config).map(Arc::new);
     let invalidator = cache.clone().map(CacheInvalidator);
     let metrics = Arc::new(GatewayMetrics::new(
@@ -197,8 +209,11 @@ pub fn build(
         }),
     };
 
+    let app = match pages {
+        Some(pages) => pages,
+        None => Router::new().route("/", get(get_index)),
+    };
     let app = Router::new()
-        .route("/", get(get_index))
         .route("/health", get(health::get_health))
         .route("/ready", get(health::get_ready))
         .route("/metrics", get(metrics::get_metrics))
@@ -208,6 +223,7 @@ pub fn build(
         .fallback(proxy_request)
         .method_not_allowed_fallback(mercato_kernel::error::method_not_allowed)
         .with_state(state)
+        .merge(app)
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     let limits = ratelimit::RateLimits::new(
         config.gateway_rate_limit_rps,

@@ -126,7 +126,7 @@ async fn create_product(
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
-    params(("id" = String, Path, description = "Product id")),
+    params(("id" = String, Path, description = "Product id, or its slug")),
     responses((status = 200, description = "The product", body = Product),
               (status = 404, description = "Unknown, or not public", body = Problem)))]
 async fn get_product(
@@ -134,9 +134,15 @@ async fn get_product(
     MaybeClaims(caller): MaybeClaims,
     Path(id): Path<String>,
 ) -> Result<Json<Product>, ApiError> {
-    let id = parse_id("prd", &id, "id").map_err(|_| ApiError::not_found("product"))?;
     let mut conn = state.db.pool().acquire().await?;
-    let product = store::find(&mut conn, id).await?;
+    // Storefront links name products by slug; ids keep their `prd_` prefix.
+    let product = match parse_id("prd", &id, "id") {
+        Ok(id) => store::find(&mut conn, id).await?,
+        Err(_) if crate::domain::Slug::parse(&id).is_ok() => {
+            store::find_by_slug(&mut conn, &id).await?
+        }
+        Err(_) => return Err(ApiError::not_found("product")),
+    };
     match product {
         Some(p) if p.status == ProductStatus::Active || is_staff(&caller) => Ok(Json(p)),
         _ => Err(ApiError::not_found("product")),

@@ -239,6 +239,19 @@ pub async fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<Product>,
     Ok(assemble(conn, rows).await?.pop())
 }
 
+/// Loads one product with its variants by its URL slug.
+pub async fn find_by_slug(
+    conn: &mut AnyConnection,
+    slug: &str,
+) -> Result<Option<Product>, sqlx::Error> {
+    let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE slug = $1");
+    let rows: Vec<ProductRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(slug)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(assemble(conn, rows).await?.pop())
+}
+
 /// One page of products by id, with their variants.
 pub async fn list(
     conn: &mut AnyConnection,

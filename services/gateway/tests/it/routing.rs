@@ -191,7 +191,10 @@ async fn assets_come_from_the_web_bundle_with_validators() {
         &config(),
         Vec::new(),
         Arc::new(mercato_kernel::auth::Authenticator::default()),
-        Some(bundle),
+        Some(mercato_gateway::Frontend {
+            assets: bundle,
+            pages: axum::Router::new(),
+        }),
     )
     .router;
 

@@ -1,0 +1,212 @@
+//! The admin: staff only; anonymous visitors are sent to sign in.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::Call;
+use crate::session::{Form, Visitor};
+use crate::{Page, WebState, see_other};
+
+/// The signed-in staff member, or the answer for anyone else.
+async fn staff(state: &WebState, visitor: &Visitor, here: &str) -> Result<Value, Response> {
+    let to_login = || see_other(&format!("/login?next={here}"), Vec::new());
+    let Some(token) = visitor.token.as_deref() else {
+        return Err(to_login());
+    };
+    let me = Call::get("/api/v1/users/me")
+        .token(Some(token))
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    if me.status == StatusCode::UNAUTHORIZED {
+        return Err(to_login());
+    }
+    let is_staff = me.body["roles"]
+        .as_array()
+        .is_some_and(|roles| roles.iter().any(|r| r == "staff" || r == "admin"));
+    if !is_staff {
+        return Err(
+            Page::error(state, visitor, 403, "The admin is for staff only.").into_response(),
+        );
+    }
+    Ok(me.body)
+}
+
+/// Filters of the order list.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct OrderFilter {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    email: String,
+}
+
+pub(crate) async fn orders(
+    State(state): State<WebState>,
+    visitor: Visitor,
+    Query(filter): Query<OrderFilter>,
+) -> Response {
+    let me = match staff(&state, &visitor, "/admin/orders").await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let mut pairs = vec![("limit", "50")];
+    if !filter.status.is_empty() {
+        pairs.push(("status", filter.status.as_str()));
+    }
+    if !filter.email.trim().is_empty() {
+        pairs.push(("email", filter.email.trim()));
+    }
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    let answer = Call::get(format!("/api/v1/orders?{query}"))
+        .token(visitor.token.as_deref())
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    let error = (!answer.ok()).then(|| answer.message());
+    Page::render(
+        &state,
+        &visitor,
+        "admin/orders.html",
+        json!({
+            "me": me,
+            "orders": answer.body.get("data").cloned().unwrap_or(json!([])),
+            "status": filter.status, "email": filter.email, "error": error,
+        }),
+    )
+    .into_response()
+}
+
+async fn order_page(
+    state: &WebState,
+    visitor: &Visitor,
+    id: &str,
+    me: &Value,
+    error: Option<String>,
+) -> Response {
+    let answer = Call::get(format!("/api/v1/orders/{}", crate::shop::segment(id)))
+        .token(visitor.token.as_deref())
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    if !answer.ok() {
+        return Page::error(state, visitor, 404, "There is no such order.").into_response();
+    }
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Page::render(
+        state,
+        visitor,
+        "admin/order.html",
+        json!({ "me": me, "order": answer.body, "error": error }),
+    )
+    .with_status(status)
+    .into_response()
+}
+
+pub(crate) async fn order(
+    State(state): State<WebState>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+) -> Response {
+    let me = match staff(&state, &visitor, "/admin/orders").await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    order_page(&state, &visitor, &id, &me, None).await
+}
+
+/// Fields of the order actions.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ActionForm {
+    #[serde(default)]
+    carrier: String,
+    #[serde(default)]
+    tracking_number: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    attempt: String,
+}
+
+pub(crate) async fn order_action(
+    State(state): State<WebState>,
+    Path((id, action)): Path<(String, String)>,
+    form: Form<ActionForm>,
+) -> Response {
+    let Form { visitor, fields } = form;
+    let me = match staff(&state, &visitor, "/admin/orders").await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let path = format!("/api/v1/orders/{}/{action}", crate::shop::segment(&id));
+    let call = match action.as_str() {
+        "fulfill" => Call::new(Method::POST, path).json(json!({
+            "carrier": fields.carrier.trim(),
+            "tracking_number": fields.tracking_number.trim(),
+        })),
+        "deliver" => Call::new(Method::POST, path).json(json!({})),
+        "cancel" => Call::new(Method::POST, path).json(json!({ "reason": fields.reason.trim() })),
+        "refund" => {
+            let Some(amount) = parse_amount(&fields.amount) else {
+                let error = "Enter the amount to refund, e.g. 12.50.".to_owned();
+                return order_page(&state, &visitor, &id, &me, Some(error)).await;
+            };
+            Call::new(Method::POST, path)
+                .json(json!({ "amount": amount, "reason": fields.reason.trim() }))
+                .idempotency_key(format!("web-refund-{id}-{}", fields.attempt))
+        }
+        _ => return Page::error(&state, &visitor, 404, "There is no such action.").into_response(),
+    };
+    let answer = call
+        .token(visitor.token.as_deref())
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    if !answer.ok() {
+        return order_page(&state, &visitor, &id, &me, Some(answer.message())).await;
+    }
+    see_other(
+        &format!("/admin/orders/{}", crate::shop::segment(&id)),
+        Vec::new(),
+    )
+}
+
+/// `12.50` (major units) as 1250 minor units.
+fn parse_amount(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (units, cents) = text.split_once(['.', ',']).unwrap_or((text, "0"));
+    let units: i64 = units.parse().ok().filter(|u| *u >= 0)?;
+    let cents: i64 = match cents.len() {
+        1 => cents.parse::<i64>().ok()? * 10,
+        2 => cents.parse().ok()?,
+        _ => return None,
+    };
+    units
+        .checked_mul(100)?
+        .checked_add(cents)
+        .filter(|a| *a > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_in_major_units() {
+        assert_eq!(parse_amount("12.50"), Some(1250));
+        assert_eq!(parse_amount("3,5"), Some(350));
+        assert_eq!(parse_amount("7"), Some(700));
+        assert_eq!(parse_amount("0"), None);
+        assert_eq!(parse_amount("-1"), None);
+        assert_eq!(parse_amount("1.234"), None);
+    }
+}
