@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// Many small allocations per proxied request from every core: glibc's malloc serializes
+// them on its arena locks, mimalloc keeps them per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mercato, a commerce platform: catalog, orders, payments, billing, notifications and more.
 #[derive(Debug, Parser)]
 #[command(name = "mercato", version, propagate_version = true)]

@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use metrics::SharedString;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -84,8 +85,31 @@ fn request_id(request: &Request) -> String {
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A fresh request id: 32 hex digits ordered by time (milliseconds), then a random number
+/// drawn once per process, then a counter. Unique across processes like a UUIDv7, without
+/// asking the system for randomness on every request.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        let mut bytes = [0; 4];
+        // Without system randomness the process part is zero; the time and counter remain.
+        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        u32::from_le_bytes(bytes)
+    });
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:012x}{process:08x}{:012x}",
+        millis & 0xffff_ffff_ffff,
+        count & 0xffff_ffff_ffff
+    )
 }
 
 /// Keeps the in-flight gauge right even when a request future is dropped midway.
@@ -204,14 +228,25 @@ fn record(
     elapsed: Duration,
 ) {
     let labels = [
-        ("service", service.to_owned()),
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status.as_u16().to_string()),
+        ("service", SharedString::const_str(service)),
+        ("method", static_method(method)),
+        ("route", SharedString::from(route)),
+        ("status", SharedString::from(status.as_u16().to_string())),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels[..3])
         .record(elapsed.as_secs_f64());
+}
+
+/// The label of a method without allocating for the standard ones.
+fn static_method(method: &str) -> SharedString {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    match STANDARD.iter().find(|m| **m == method) {
+        Some(m) => SharedString::const_str(m),
+        None => SharedString::from(method.to_owned()),
+    }
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -362,20 +362,16 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
         .with_retry_after(wait.as_secs().max(1))
         .into_response();
     }
+    // Cheap clones (shared bytes), read only if a log line is written.
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let uri = request.uri().clone();
+    let request_id = request.headers().get("x-request-id").cloned();
     let started = Instant::now();
     let response = match tokio::time::timeout(gateway.timeout, backend.send(request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => error.into_api_error(name).into_response(),
         Err(_) => {
-            tracing::warn!(upstream = name, %method, path, timeout_ms = gateway.timeout.as_millis() as u64, "upstream timed out");
+            tracing::warn!(upstream = name, %method, path = uri.path(), timeout_ms = gateway.timeout.as_millis() as u64, "upstream timed out");
             ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
@@ -390,6 +386,11 @@ async fn fetch(gateway: &Gateway, backend: &Backend, request: Request) -> Respon
         .stats
         .breaker
         .record(response.status().is_server_error());
+    let path = uri.path();
+    let request_id = request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     tracing::info!(
         target: "mercato::access",
         %method,
