@@ -180,6 +180,32 @@ pub(crate) async fn order_action(
     )
 }
 
+/// The local mail outbox (emails kept when no SMTP server is configured), newest first.
+pub(crate) async fn mail(State(state): State<WebState>, visitor: Visitor) -> Response {
+    let me = match staff(&state, &visitor, "/admin/mail").await {
+        Ok(me) => me,
+        Err(response) => return response,
+    };
+    let answer = Call::get("/api/v1/notifications/mailbox")
+        .token(visitor.token.as_deref())
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    let error = (!answer.ok()).then(|| answer.message());
+    let mails = if answer.body.is_array() {
+        answer.body
+    } else {
+        json!([])
+    };
+    Page::render(
+        &state,
+        &visitor,
+        "admin/mail.html",
+        json!({ "me": me, "mails": mails, "error": error }),
+    )
+    .into_response()
+}
+
 /// `12.50` (major units) as 1250 minor units.
 fn parse_amount(text: &str) -> Option<i64> {
     let text = text.trim();

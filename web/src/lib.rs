@@ -75,6 +75,7 @@ pub fn web(config: WebConfig) -> Web {
         .route("/admin/orders", get(admin::orders))
         .route("/admin/orders/{id}", get(admin::order))
         .route("/admin/orders/{id}/{action}", post(admin::order_action))
+        .route("/admin/mail", get(admin::mail))
         .with_state(state);
     Web { router, api }
 }

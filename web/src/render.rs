@@ -70,6 +70,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin/order.html",
         include_str!("../templates/admin/order.html"),
     ),
+    (
+        "admin/mail.html",
+        include_str!("../templates/admin/mail.html"),
+    ),
 ];
 
 /// The template environment of the web app.

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
 mod bench_checkout;
+mod browser;
 mod checkout;
 mod crash;
 mod distributed;

@@ -1,0 +1,314 @@
+// Headless-browser tests of the storefront and the admin against a running `mercato up --demo`.
+//
+//   MERCATO_URL=http://127.0.0.1:8080 ADMIN_EMAIL=… ADMIN_PASSWORD=… SCREENSHOTS=dir node storefront.mjs
+//
+// Run by apps/mercato/tests/it/browser.rs. Uses the system chromium (CHROMIUM, default
+// /usr/bin/chromium) through playwright-core; never downloads a browser. Exits non-zero on the
+// first failed check, after a screenshot of the page it failed on (failure.png).
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.MERCATO_URL ?? '').replace(/\/$/, '');
+const ADMIN_EMAIL = process.env.ADMIN_EMAIL ?? '';
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? '';
+const SHOTS = process.env.SCREENSHOTS ?? 'screenshots';
+const EXECUTABLE = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const PAGE_BUDGET = 100 * 1024;
+const MAIL_WAIT_MS = 15_000;
+
+if (!BASE || !ADMIN_EMAIL || !ADMIN_PASSWORD) {
+  console.error('MERCATO_URL, ADMIN_EMAIL and ADMIN_PASSWORD are required');
+  process.exit(2);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+class Failure extends Error {}
+function check(ok, message) {
+  if (!ok) throw new Failure(message);
+}
+
+const run = Date.now().toString(36);
+const shopper = `shopper-${run}@example.com`;
+const card = { ok: '4242 4242 4242 4242', declined: '4000 0000 0000 0002', exp: '12/30', cvc: '123' };
+let current = null; // the page a failure is screenshotted from
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function open(page, path) {
+  current = page;
+  const response = await page.goto(BASE + path);
+  check(response && response.ok(), `GET ${path} answered ${response?.status()} (${page.url()})`);
+  return response;
+}
+
+async function text(locator) {
+  return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+}
+
+/** Adds the first available variant of the product open in `page` to the cart. */
+async function addToCart(page) {
+  const sku = await page.$$eval('#variant option', (options) => {
+    const available = options.find((o) => Number(o.dataset.available) > 0);
+    return (available ?? options[0])?.value;
+  });
+  check(sku, `no variant to choose on ${page.url()}`);
+  await page.selectOption('#variant', sku);
+  const from = new URL(page.url()).pathname;
+  await Promise.all([
+    page.waitForURL((url) => url.pathname !== from),
+    page.getByRole('button', { name: 'Add to cart' }).click(),
+  ]);
+  const alert = page.locator('main [role=alert]');
+  check(await alert.count() === 0, `"Add to cart" of ${sku} failed: ${await alert.count() && (await text(alert.first()))} (${page.url()})`);
+  check(new URL(page.url()).pathname === '/cart', `"Add to cart" landed on ${page.url()}, expected /cart`);
+  check(await page.locator('table tbody tr').count() > 0, `cart is empty after "Add to cart" (${page.url()})`);
+  return sku;
+}
+
+async function fillCheckout(page, email, number) {
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=name]', 'Ada Lovelace');
+  await page.fill('input[name=line1]', 'Hauptstraße 1');
+  await page.fill('input[name=city]', 'Berlin');
+  await page.fill('input[name=postal_code]', '10115');
+  await page.fill('input[name=country]', 'DE');
+  await page.fill('input[name=card_number]', number);
+  await page.fill('input[name=exp]', card.exp);
+  await page.fill('input[name=cvc]', card.cvc);
+}
+
+async function signInAdmin(page, next) {
+  await open(page, `/login?next=${encodeURIComponent(next)}`);
+  await page.fill('input[name=email]', ADMIN_EMAIL);
+  await page.fill('input[name=password]', ADMIN_PASSWORD);
+  await Promise.all([
+    page.waitForURL((url) => url.pathname !== '/login'),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+  check(new URL(page.url()).pathname === next, `admin sign-in landed on ${page.url()}, expected ${next}`);
+}
+
+async function noHorizontalOverflow(page, what) {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  }));
+  check(scrollWidth <= innerWidth, `${what} overflows horizontally on a phone: scrollWidth ${scrollWidth} > innerWidth ${innerWidth}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: EXECUTABLE,
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+const scenarios = [];
+const scenario = (name, body) => scenarios.push({ name, body });
+const state = {};
+
+scenario('a. search, add to cart, pay, receipt in the mailbox', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  state.shopperContext = context;
+  await open(page, '/');
+  const first = page.locator('li.card.product', { hasText: 'In stock' }).first();
+  check(await first.count() === 1, 'home page shows no product card in stock');
+  const title = await text(first.locator('a strong'));
+  const word = title.split(/[^\p{L}\p{N}]+/u).filter((w) => w.length >= 3).sort((a, b) => b.length - a.length)[0];
+  check(word, `no searchable word in the first product title "${title}"`);
+  await shot(page, 'home');
+
+  await page.fill('#site-search', word);
+  await Promise.all([page.waitForURL(/\/search\?/), page.press('#site-search', 'Enter')]);
+  state.searchPath = new URL(page.url()).pathname + new URL(page.url()).search;
+  const hit = page.locator('li.card.product a', { hasText: title }).first();
+  check(await hit.count() === 1, `searching "${word}" does not list "${title}" (${page.url()}): ${await text(page.locator('main'))}`);
+  await shot(page, 'search');
+  await Promise.all([page.waitForURL(/\/products\//), hit.click()]);
+  state.productPath = new URL(page.url()).pathname;
+  check(await text(page.locator('h1')) === title, `product page heading is "${await text(page.locator('h1'))}", expected "${title}"`);
+  await shot(page, 'product');
+
+  await addToCart(page);
+  check((await text(page.locator('table tbody').first())).includes(title), `cart does not list "${title}"`);
+  await shot(page, 'cart');
+  await Promise.all([page.waitForURL(/\/checkout$/), page.getByRole('link', { name: 'Check out' }).click()]);
+  await fillCheckout(page, shopper, card.ok);
+  await shot(page, 'checkout');
+  await Promise.all([
+    page.waitForURL(/\/orders\/[^/?]+\?/),
+    page.getByRole('button', { name: /^Pay / }).click(),
+  ]);
+  const notice = await text(page.locator('main'));
+  check(notice.includes('Thank you'), `order page after payment has no "Thank you": ${notice.slice(0, 300)}`);
+  const status = await text(page.locator('.status').first());
+  check(status === 'Paid', `order status after payment is "${status}", expected "Paid"`);
+  state.orderId = new URL(page.url()).pathname.split('/').pop();
+  state.orderNumber = (await text(page.locator('h1'))).replace(/^Order /, '');
+  await shot(page, 'order-confirmation');
+
+  const admin = await browser.newContext();
+  const mailPage = await admin.newPage();
+  await signInAdmin(mailPage, '/admin/orders');
+  const deadline = Date.now() + MAIL_WAIT_MS;
+  let receipt = 0;
+  for (;;) {
+    current = mailPage;
+    const response = await mailPage.goto(`${BASE}/admin/mail`);
+    check(response.ok(), `/admin/mail answers ${response.status()} to the signed-in admin (the admin nav links to it): ${(await response.text()).slice(0, 200)}`);
+    receipt = await mailPage.locator('article', { hasText: `To ${shopper}` }).filter({ hasText: state.orderNumber }).count();
+    if (receipt > 0 || Date.now() > deadline) break;
+    await mailPage.waitForTimeout(500);
+  }
+  check(receipt > 0, `no receipt for order ${state.orderNumber} to ${shopper} in /admin/mail within ${MAIL_WAIT_MS / 1000} s`);
+  await admin.close();
+});
+
+scenario('b. a declined card keeps the cart', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await open(page, state.productPath);
+  const title = await text(page.locator('h1'));
+  await addToCart(page);
+  await open(page, '/checkout');
+  await fillCheckout(page, `declined-${run}@example.com`, card.declined);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: /^Pay / }).click()]);
+  await page.waitForLoadState('load');
+  const error = page.locator('#checkout-error');
+  check(await error.isVisible(), `no visible #checkout-error after a declined card (${page.url()}): ${(await text(page.locator('main'))).slice(0, 300)}`);
+  console.log(`   declined: "${await text(error)}"`);
+  await open(page, '/cart');
+  check((await text(page.locator('main'))).includes(title), `cart lost "${title}" after a declined payment`);
+  await context.close();
+});
+
+scenario('c. admin ships the order; the shopper sees it', async () => {
+  check(state.orderId, 'no order from scenario a');
+  const admin = await browser.newContext();
+  const page = await admin.newPage();
+  await signInAdmin(page, '/admin/orders');
+  const link = page.locator(`a[href="/admin/orders/${state.orderId}"]`);
+  check(await link.count() === 1, `/admin/orders does not list order ${state.orderId}`);
+  await shot(page, 'admin-orders');
+  await Promise.all([page.waitForURL(new RegExp(`/admin/orders/${state.orderId}$`)), link.click()]);
+  check((await text(page.locator('main'))).includes(shopper), `admin order page does not show the shopper ${shopper}`);
+  await shot(page, 'admin-order');
+  const tracking = `TRK${run.toUpperCase()}`;
+  await page.fill('input[name=carrier]', 'DHL');
+  await page.fill('input[name=tracking_number]', tracking);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Mark shipped' }).click()]);
+  await page.waitForLoadState('load');
+  const alert = page.locator('main [role=alert]');
+  check(await alert.count() === 0, `"Mark shipped" failed: ${await alert.count() && (await text(alert.first()))}`);
+  await admin.close();
+
+  const shopperPage = await state.shopperContext.newPage();
+  await open(shopperPage, `/orders/${state.orderId}?email=${encodeURIComponent(shopper)}`);
+  const status = await text(shopperPage.locator('.status').first());
+  check(status === 'Shipped', `shopper's order page shows status "${status}" after "Mark shipped", expected "Shipped"`);
+  const shown = shopperPage.locator('.tracking');
+  check(await shown.count() === 1 && (await text(shown)) === tracking, `shopper's order page does not show tracking number ${tracking}`);
+  await shopperPage.close();
+});
+
+scenario('d. a product title is shown as text, never run', async () => {
+  const login = await fetch(`${BASE}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD }),
+  });
+  check(login.ok, `POST /api/v1/auth/login answered ${login.status}`);
+  const { access_token: token } = await login.json();
+  const title = '<script>alert(1)</script>';
+  const created = await fetch(`${BASE}/api/v1/products`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      title,
+      slug: `xss-${run}`,
+      status: 'active',
+      variants: [{ sku: `XSS-${run}`, prices: [{ amount: 999, currency: 'EUR' }] }],
+    }),
+  });
+  const body = await created.text();
+  check(created.ok, `POST /api/v1/products answered ${created.status}: ${body}`);
+  const product = JSON.parse(body);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const dialogs = [];
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss().catch(() => {});
+  });
+  await open(page, `/products/${product.slug ?? product.id}`);
+  await page.waitForLoadState('networkidle');
+  check(dialogs.length === 0, `a dialog fired on the product page: ${dialogs.join(', ')}`);
+  const heading = page.locator('h1');
+  check(await heading.isVisible() && (await heading.textContent()) === title, `product heading is "${await heading.textContent()}", expected the literal "${title}"`);
+  await context.close();
+});
+
+scenario('e. phone viewport: no horizontal overflow', async () => {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 3,
+    isMobile: true,
+    hasTouch: true,
+  });
+  const page = await context.newPage();
+  await open(page, '/');
+  await noHorizontalOverflow(page, '/');
+  await shot(page, 'phone-home');
+  await open(page, state.productPath);
+  await noHorizontalOverflow(page, state.productPath);
+  await addToCart(page);
+  await noHorizontalOverflow(page, '/cart');
+  await context.close();
+});
+
+scenario('f. page weight: HTML + JS under 100 KB', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await open(page, state.productPath);
+  await addToCart(page); // /checkout needs a cart
+  for (const path of ['/', state.searchPath, state.productPath, '/cart', '/checkout']) {
+    const bodies = [];
+    const listener = (response) => {
+      const type = response.request().resourceType();
+      if (type === 'document' || type === 'script') bodies.push(response.body().then((b) => b.length, () => 0));
+    };
+    page.on('response', listener);
+    await open(page, path);
+    await page.waitForLoadState('networkidle');
+    page.off('response', listener);
+    const bytes = (await Promise.all(bodies)).reduce((a, b) => a + b, 0);
+    console.log(`   ${path}: ${bytes} bytes of HTML + JS`);
+    check(bytes < PAGE_BUDGET, `${path} weighs ${bytes} bytes of HTML + JS, over ${PAGE_BUDGET}`);
+  }
+  await context.close();
+});
+
+let failed = false;
+try {
+  for (const { name, body } of scenarios) {
+    const started = Date.now();
+    try {
+      await body();
+      console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    } catch (error) {
+      failed = true;
+      console.log(`FAIL ${name}\n     ${error instanceof Failure ? error.message : error.stack}`);
+      if (current && !current.isClosed()) {
+        console.log(`     at ${current.url()}; screenshot ${join(SHOTS, 'failure.png')}`);
+        await shot(current, 'failure').catch(() => {});
+      }
+      break;
+    }
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
