@@ -116,6 +116,11 @@ impl<'a> Call<'a> {
         self
     }
 
+    /// On behalf of `visitor`: their token, when signed in, and their address.
+    pub(crate) fn for_visitor(self, visitor: &'a crate::session::Visitor) -> Self {
+        self.token(visitor.token.as_deref()).peer(visitor.peer)
+    }
+
     pub(crate) fn idempotency_key(mut self, key: String) -> Self {
         self.idempotency_key = Some(key);
         self

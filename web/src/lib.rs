@@ -71,11 +71,7 @@ pub fn web(config: WebConfig) -> Web {
         .route("/register", get(shop::register_form).post(shop::register))
         .route("/logout", post(shop::logout))
         .route("/account", get(shop::account))
-        .route("/admin", get(admin::orders))
-        .route("/admin/orders", get(admin::orders))
-        .route("/admin/orders/{id}", get(admin::order))
-        .route("/admin/orders/{id}/{action}", post(admin::order_action))
-        .route("/admin/mail", get(admin::mail))
+        .merge(admin::routes())
         .with_state(state);
     Web { router, api }
 }

@@ -6,7 +6,14 @@ use std::path::PathBuf;
 
 use minijinja::{Environment, Error, ErrorKind, Value};
 
-/// Name and text of every template shipped.
+/// Name and text of every template shipped: the storefront's and each admin area's.
+fn shipped() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    TEMPLATES
+        .iter()
+        .chain(crate::admin::TEMPLATES.iter().flat_map(|t| t.iter()))
+}
+
+/// The storefront's templates.
 const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("error.html", include_str!("../templates/error.html")),
@@ -21,10 +28,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "shop/_status.html",
         include_str!("../templates/shop/_status.html"),
-    ),
-    (
-        "admin/_nav.html",
-        include_str!("../templates/admin/_nav.html"),
     ),
     (
         "shop/home.html",
@@ -62,18 +65,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         "shop/account.html",
         include_str!("../templates/shop/account.html"),
     ),
-    (
-        "admin/orders.html",
-        include_str!("../templates/admin/orders.html"),
-    ),
-    (
-        "admin/order.html",
-        include_str!("../templates/admin/order.html"),
-    ),
-    (
-        "admin/mail.html",
-        include_str!("../templates/admin/mail.html"),
-    ),
 ];
 
 /// The template environment of the web app.
@@ -99,8 +90,7 @@ pub(crate) fn environment(theme: Option<PathBuf>) -> Environment<'static> {
                 }
             }
         }
-        Ok(TEMPLATES
-            .iter()
+        Ok(shipped()
             .find(|(n, _)| *n == name)
             .map(|(_, text)| (*text).to_owned()))
     });
@@ -133,7 +123,7 @@ mod tests {
     #[test]
     fn every_shipped_template_compiles() {
         let env = environment(None);
-        for (name, _) in TEMPLATES {
+        for (name, _) in shipped() {
             env.get_template(name)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }

@@ -56,14 +56,11 @@ pub(crate) async fn home(State(state): State<WebState>, visitor: Visitor) -> Pag
 
 /// Query of `/search`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct SearchForm {
-    #[serde(default)]
     q: String,
-    #[serde(default)]
     brand: String,
-    #[serde(default)]
     category: String,
-    #[serde(default)]
     sort: String,
 }
 
@@ -140,8 +137,7 @@ pub(crate) async fn product(
     Path(slug): Path<String>,
 ) -> Page {
     let answer = Call::get(format!("/api/v1/products/{}", segment(&slug)))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(&visitor)
         .send(&state.api)
         .await;
     if answer.status == StatusCode::NOT_FOUND {
@@ -173,8 +169,7 @@ pub(crate) async fn product(
 async fn open_cart(state: &WebState, visitor: &Visitor) -> Option<Value> {
     let id = visitor.cart.as_deref()?;
     let answer = Call::get(format!("/api/v1/carts/{}", segment(id)))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     (answer.ok() && answer.body["status"] == "open").then_some(answer.body)
@@ -187,8 +182,7 @@ async fn cart_or_new(state: &WebState, visitor: &Visitor) -> Result<Value, Answe
     }
     let answer = Call::new(Method::POST, "/api/v1/carts")
         .json(json!({ "currency": CURRENCY }))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     if answer.ok() {
@@ -260,8 +254,7 @@ pub(crate) async fn add_item(State(state): State<WebState>, form: Form<AddItem>)
     let id = cart["id"].as_str().unwrap_or_default();
     let added = Call::new(Method::POST, format!("/api/v1/carts/{}/items", segment(id)))
         .json(json!({ "sku": fields.sku, "quantity": quantity }))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(&visitor)
         .send(&state.api)
         .await;
     let cookies = cart_cookie(&state, &cart);
@@ -310,11 +303,7 @@ pub(crate) async fn change_item(
             }
         }
     };
-    let answer = call
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
+    let answer = call.for_visitor(&visitor).send(&state.api).await;
     if !answer.ok() {
         let cart = open_cart(&state, &visitor).await;
         return cart_page(&state, &visitor, cart, Some(answer.message())).into_response();
@@ -339,8 +328,7 @@ pub(crate) async fn apply_coupon(State(state): State<WebState>, form: Form<Coupo
         format!("/api/v1/carts/{}/coupon", segment(id)),
     )
     .json(json!({ "code": fields.code.trim() }))
-    .token(visitor.token.as_deref())
-    .peer(visitor.peer)
+    .for_visitor(&visitor)
     .send(&state.api)
     .await;
     if !answer.ok() {
@@ -351,27 +339,20 @@ pub(crate) async fn apply_coupon(State(state): State<WebState>, form: Form<Coupo
 
 /// Fields of the checkout form.
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(default)]
 pub(crate) struct CheckoutForm {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     line1: String,
-    #[serde(default)]
     city: String,
-    #[serde(default)]
     postal_code: String,
-    #[serde(default)]
     country: String,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     card_number: String,
-    #[serde(default)]
     exp: String,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     cvc: String,
     /// One per rendering of the form: a double submit replays the same checkout.
-    #[serde(default)]
     attempt: String,
 }
 
@@ -463,8 +444,7 @@ pub(crate) async fn checkout(State(state): State<WebState>, form: Form<CheckoutF
     let placed = Call::new(Method::POST, "/api/v1/checkout")
         .json(body)
         .idempotency_key(format!("web-{cart_id}-{attempt}"))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(&visitor)
         .send(&state.api)
         .await;
     if !placed.ok() {
@@ -507,8 +487,7 @@ pub(crate) async fn checkout(State(state): State<WebState>, form: Form<CheckoutF
 async fn restore_cart(state: &WebState, visitor: &Visitor, old: &Value) -> Option<Value> {
     let opened = Call::new(Method::POST, "/api/v1/carts")
         .json(json!({ "currency": old["currency"], "email": old["email"] }))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     if !opened.ok() {
@@ -521,8 +500,7 @@ async fn restore_cart(state: &WebState, visitor: &Visitor, old: &Value) -> Optio
             format!("/api/v1/carts/{}/items", segment(&id)),
         )
         .json(json!({ "sku": item["sku"], "quantity": item["quantity"] }))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     }
@@ -532,14 +510,12 @@ async fn restore_cart(state: &WebState, visitor: &Visitor, old: &Value) -> Optio
             format!("/api/v1/carts/{}/coupon", segment(&id)),
         )
         .json(json!({ "code": code }))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     }
     let reread = Call::get(format!("/api/v1/carts/{}", segment(&id)))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     reread.ok().then_some(reread.body)
@@ -547,10 +523,9 @@ async fn restore_cart(state: &WebState, visitor: &Visitor, old: &Value) -> Optio
 
 /// Query of an order page.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct OrderQuery {
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     placed: String,
 }
 
@@ -565,11 +540,7 @@ pub(crate) async fn order(
         segment(&id),
         query_string(&[("email", &query.email)])
     );
-    let answer = Call::get(path)
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
+    let answer = Call::get(path).for_visitor(&visitor).send(&state.api).await;
     if !answer.ok() {
         return Page::error(&state, &visitor, 404, "We cannot find this order.");
     }
@@ -583,21 +554,20 @@ pub(crate) async fn order(
 
 /// Fields of the sign-in form.
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(default)]
 pub(crate) struct LoginForm {
-    #[serde(default)]
     email: String,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     password: String,
-    #[serde(default)]
     next: String,
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     name: String,
 }
 
 /// Query of the sign-in page.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct Next {
-    #[serde(default)]
     next: String,
 }
 
@@ -714,8 +684,7 @@ pub(crate) async fn logout(State(state): State<WebState>, form: Form<Value>) -> 
         // Revokes the refresh token; the access token lapses on its own within minutes.
         Call::new(Method::POST, "/api/v1/auth/logout")
             .json(json!({ "refresh_token": refresh }))
-            .token(visitor.token.as_deref())
-            .peer(visitor.peer)
+            .for_visitor(&visitor)
             .send(&state.api)
             .await;
     }

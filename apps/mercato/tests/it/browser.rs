@@ -1,4 +1,4 @@
-//! The storefront and the admin in a headless chromium: `e2e/storefront.mjs` (playwright-core
+//! The storefront and the admin in a headless chromium: every `e2e/*.mjs` (playwright-core
 //! driving the system `/usr/bin/chromium`) against `mercato up --demo`. Screenshots land in
 //! `target/screenshots`. Without node or chromium the test is skipped, unless `CI` is set.
 
@@ -88,26 +88,38 @@ async fn storefront_and_admin_work_in_a_browser() {
     };
 
     let screenshots = root.join("target/screenshots");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("e2e/storefront.mjs")
-            .current_dir(&root)
-            .env("MERCATO_URL", &base)
-            .env("ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SCREENSHOTS", &screenshots)
-            .env("CHROMIUM", chromium())
-            .output()
-            .expect("run node e2e/storefront.mjs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "e2e/storefront.mjs failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    println!("{stdout}");
+    // Every script of e2e/ (one per area of the shop), in name order, against this platform.
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&e2e)
+        .unwrap()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "mjs"))
+        .collect();
+    scripts.sort();
+    assert!(!scripts.is_empty(), "no e2e/*.mjs script");
+    for script in scripts {
+        let (root, base, screenshots) = (root.clone(), base.clone(), screenshots.clone());
+        let name = script.display().to_string();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg(&script)
+                .current_dir(&root)
+                .env("MERCATO_URL", &base)
+                .env("ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("SCREENSHOTS", &screenshots)
+                .env("CHROMIUM", chromium())
+                .output()
+                .expect("run node")
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{name} failed ({}):\n{stdout}\n{stderr}",
+            output.status
+        );
+        println!("{name}\n{stdout}");
+    }
 }

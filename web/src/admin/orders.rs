@@ -1,4 +1,4 @@
-//! The admin: staff only; anonymous visitors are sent to sign in.
+//! Orders (list, detail, fulfil, deliver, cancel, refund) and the local mail outbox.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
@@ -6,41 +6,46 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::staff;
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::{Page, WebState, see_other};
 
-/// The signed-in staff member, or the answer for anyone else.
-async fn staff(state: &WebState, visitor: &Visitor, here: &str) -> Result<Value, Response> {
-    let to_login = || see_other(&format!("/login?next={here}"), Vec::new());
-    let Some(token) = visitor.token.as_deref() else {
-        return Err(to_login());
-    };
-    let me = Call::get("/api/v1/users/me")
-        .token(Some(token))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    if me.status == StatusCode::UNAUTHORIZED {
-        return Err(to_login());
-    }
-    let is_staff = me.body["roles"]
-        .as_array()
-        .is_some_and(|roles| roles.iter().any(|r| r == "staff" || r == "admin"));
-    if !is_staff {
-        return Err(
-            Page::error(state, visitor, 403, "The admin is for staff only.").into_response(),
-        );
-    }
-    Ok(me.body)
+/// Templates of these pages.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "admin/_nav.html",
+        include_str!("../../templates/admin/_nav.html"),
+    ),
+    (
+        "admin/orders.html",
+        include_str!("../../templates/admin/orders.html"),
+    ),
+    (
+        "admin/order.html",
+        include_str!("../../templates/admin/order.html"),
+    ),
+    (
+        "admin/mail.html",
+        include_str!("../../templates/admin/mail.html"),
+    ),
+];
+
+/// Routes of these pages.
+pub(crate) fn routes() -> axum::Router<WebState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/admin/orders", get(orders))
+        .route("/admin/orders/{id}", get(order))
+        .route("/admin/orders/{id}/{action}", post(order_action))
+        .route("/admin/mail", get(mail))
 }
 
 /// Filters of the order list.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct OrderFilter {
-    #[serde(default)]
     status: String,
-    #[serde(default)]
     email: String,
 }
 
@@ -62,8 +67,7 @@ pub(crate) async fn orders(
     }
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
     let answer = Call::get(format!("/api/v1/orders?{query}"))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(&visitor)
         .send(&state.api)
         .await;
     let error = (!answer.ok()).then(|| answer.message());
@@ -88,8 +92,7 @@ async fn order_page(
     error: Option<String>,
 ) -> Response {
     let answer = Call::get(format!("/api/v1/orders/{}", crate::shop::segment(id)))
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(visitor)
         .send(&state.api)
         .await;
     if !answer.ok() {
@@ -124,16 +127,12 @@ pub(crate) async fn order(
 
 /// Fields of the order actions.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub(crate) struct ActionForm {
-    #[serde(default)]
     carrier: String,
-    #[serde(default)]
     tracking_number: String,
-    #[serde(default)]
     amount: String,
-    #[serde(default)]
     reason: String,
-    #[serde(default)]
     attempt: String,
 }
 
@@ -166,11 +165,7 @@ pub(crate) async fn order_action(
         }
         _ => return Page::error(&state, &visitor, 404, "There is no such action.").into_response(),
     };
-    let answer = call
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
+    let answer = call.for_visitor(&visitor).send(&state.api).await;
     if !answer.ok() {
         return order_page(&state, &visitor, &id, &me, Some(answer.message())).await;
     }
@@ -187,8 +182,7 @@ pub(crate) async fn mail(State(state): State<WebState>, visitor: Visitor) -> Res
         Err(response) => return response,
     };
     let answer = Call::get("/api/v1/notifications/mailbox")
-        .token(visitor.token.as_deref())
-        .peer(visitor.peer)
+        .for_visitor(&visitor)
         .send(&state.api)
         .await;
     let error = (!answer.ok()).then(|| answer.message());
