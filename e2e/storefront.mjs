@@ -291,6 +291,59 @@ scenario('f. page weight: HTML + JS under 100 KB', async () => {
   await context.close();
 });
 
+scenario('g. account: sign up, preferences, password reset by emailed code', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const email = `member-${run}@example.com`;
+  await open(page, '/register');
+  await page.fill('input[name=name]', 'Grace Hopper');
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'first-password-42');
+  await Promise.all([page.waitForURL(/\/account/), page.getByRole('button', { name: 'Create account' }).click()]);
+  check(await text(page.locator('h1')) === 'Hello, Grace Hopper', `account page greets "${await text(page.locator('h1'))}"`);
+  for (const heading of ['Your orders', 'Addresses', 'Notifications', 'Inbox']) {
+    check(await page.getByRole('heading', { name: heading }).count() > 0, `account page has no "${heading}" section`);
+  }
+  await page.uncheck('input[name=sms]');
+  await Promise.all([page.waitForURL(/\/account/), page.getByRole('button', { name: 'Save' }).click()]);
+  check(!(await page.isChecked('input[name=sms]')), 'turning text messages off did not stick');
+  check(await page.isChecked('input[name=email]'), 'email offers were turned off without being asked');
+  await shot(page, 'account');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await open(page, '/login');
+  await page.getByRole('link', { name: 'Forgot your password?' }).click();
+  await page.fill('input[name=email]', email);
+  await page.getByRole('button', { name: 'Send me a code' }).click();
+  check(await page.locator('[role=status]').count() === 1, `no confirmation after asking for a code: ${await text(page.locator('main'))}`);
+
+  const admin = await browser.newContext();
+  const mail = await admin.newPage();
+  await signInAdmin(mail, '/admin/orders');
+  let code = null;
+  const deadline = Date.now() + MAIL_WAIT_MS;
+  while (!code && Date.now() < deadline) {
+    await open(mail, '/admin/mail');
+    const article = mail.locator('article', { hasText: `To ${email}` }).filter({ hasText: 'Reset your password' });
+    if (await article.count() > 0) {
+      code = ((await text(article.first())).match(/new password: (\S+)/) ?? [])[1] ?? null;
+    }
+    if (!code) await mail.waitForTimeout(500);
+  }
+  await admin.close();
+  check(code, `no password reset code for ${email} in /admin/mail`);
+
+  current = page;
+  await page.fill('input[name=token]', code);
+  await page.fill('input[name=new_password]', 'second-password-42');
+  await Promise.all([page.waitForURL(/\/login/), page.getByRole('button', { name: 'Set the new password' }).click()]);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=password]', 'second-password-42');
+  await Promise.all([page.waitForURL(/\/account/), page.getByRole('button', { name: 'Sign in' }).click()]);
+  check(await text(page.locator('h1')) === 'Hello, Grace Hopper', 'the new password does not sign in');
+  await context.close();
+});
+
 let failed = false;
 try {
   for (const { name, body } of scenarios) {

@@ -2,6 +2,7 @@
 //! compiled into the binary, over the platform's public API, so `mercato up` serves a shop
 //! with no build step. Pages work without JavaScript; a small script enhances them.
 
+mod account;
 mod admin;
 mod api;
 pub mod assets;
@@ -67,11 +68,23 @@ pub fn web(config: WebConfig) -> Web {
         .route("/cart/coupon", post(shop::apply_coupon))
         .route("/checkout", get(shop::checkout_form).post(shop::checkout))
         .route("/orders/{id}", get(shop::order))
-        .route("/login", get(shop::login_form).post(shop::login))
-        .route("/register", get(shop::register_form).post(shop::register))
-        .route("/logout", post(shop::logout))
-        .route("/account", get(shop::account))
+        .route("/login", get(account::login_form).post(account::login))
+        .route(
+            "/register",
+            get(account::register_form).post(account::register),
+        )
+        .route("/logout", post(account::logout))
+        .route("/account", get(account::account))
+        .route("/account/preferences", post(account::save_preferences))
+        .route(
+            "/password-reset",
+            get(account::reset_form).post(account::reset),
+        )
         .merge(admin::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::renew,
+        ))
         .with_state(state);
     Web { router, api }
 }

@@ -65,6 +65,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "shop/account.html",
         include_str!("../templates/shop/account.html"),
     ),
+    (
+        "shop/reset.html",
+        include_str!("../templates/shop/reset.html"),
+    ),
 ];
 
 /// The template environment of the web app.

@@ -3,12 +3,15 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
+use crate::api::Call;
 use crate::{Page, WebState};
 
 /// The access token of a signed-in visitor.
@@ -84,6 +87,74 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim_matches('"').to_owned())
+}
+
+/// The sign-in cookies of `tokens` (an identity token answer): the access token for as long
+/// as it is valid, the refresh token for as long as identity keeps it.
+pub(crate) fn session_cookies(state: &WebState, tokens: &Value) -> Vec<HeaderValue> {
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
+    // Dropped by the browser a little before the token lapses: a request then renews it.
+    let lifetime = tokens["expires_in"]
+        .as_u64()
+        .unwrap_or(600)
+        .saturating_sub(30)
+        .max(1);
+    [
+        set_cookie(state, SESSION, access, Some(lifetime)),
+        set_cookie(state, REFRESH, refresh, Some(REFRESH_SECONDS)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// How long identity keeps a refresh token.
+const REFRESH_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Renews a sign-in whose access token lapsed: with a refresh cookie and no session cookie,
+/// the refresh token is exchanged first, the request goes on with the new access token, and
+/// the answer sets both cookies. A refresh token identity refuses is forgotten.
+pub(crate) async fn renew(
+    State(state): State<WebState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let (None, Some(refresh)) = (cookie(headers, SESSION), cookie(headers, REFRESH)) else {
+        return next.run(request).await;
+    };
+    if refresh.is_empty() {
+        return next.run(request).await;
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let answer = Call::new(axum::http::Method::POST, "/api/v1/auth/refresh")
+        .json(json!({ "refresh_token": refresh }))
+        .peer(peer)
+        .send(&state.api)
+        .await;
+    let cookies = if answer.ok() {
+        let access = answer.body["access_token"].as_str().unwrap_or_default();
+        if let Ok(value) = HeaderValue::from_str(&format!("{SESSION}={access}")) {
+            request.headers_mut().append(header::COOKIE, value);
+        }
+        session_cookies(&state, &answer.body)
+    } else if answer.status.is_client_error() {
+        set_cookie(&state, REFRESH, "", Some(0))
+            .into_iter()
+            .collect()
+    } else {
+        // Identity is unavailable: try again on the next request.
+        Vec::new()
+    };
+    let mut response = next.run(request).await;
+    for value in cookies {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// A `Set-Cookie` for `name`: HttpOnly, SameSite=Lax, Secure when the shop is served over

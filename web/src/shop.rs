@@ -7,17 +7,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Answer, Call};
-use crate::session::{CART, Form, REFRESH, SESSION, Visitor, set_cookie};
+use crate::session::{CART, Form, Visitor, set_cookie};
 use crate::{Page, WebState, see_other};
 
 /// The storefront's currency: carts are opened in it and prices shown in it.
 const CURRENCY: &str = "EUR";
-/// How long a sign-in lasts in the browser (the refresh token's life bounds it too).
-const SESSION_SECONDS: u64 = 7 * 24 * 3600;
 /// How long a cart is remembered.
 const CART_SECONDS: u64 = 30 * 24 * 3600;
 
-fn query_string(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     let kept: Vec<(&str, &str)> = pairs
         .iter()
         .copied()
@@ -33,6 +31,9 @@ pub(crate) fn segment(raw: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Top-level categories shown as collections on the home page.
+const COLLECTIONS: usize = 3;
+
 pub(crate) async fn home(State(state): State<WebState>, visitor: Visitor) -> Page {
     let search = format!(
         "/api/v1/search?{}",
@@ -43,13 +44,40 @@ pub(crate) async fn home(State(state): State<WebState>, visitor: Visitor) -> Pag
         .peer(visitor.peer)
         .send(&state.api)
         .await;
+    let categories = if categories.body.is_array() {
+        categories.body
+    } else {
+        json!([])
+    };
+    let mut collections = Vec::new();
+    for category in categories
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(COLLECTIONS)
+    {
+        let id = category["id"].as_str().unwrap_or_default();
+        let query = query_string(&[("category", id), ("currency", CURRENCY), ("limit", "4")]);
+        let hits = Call::get(format!("/api/v1/search?{query}"))
+            .peer(visitor.peer)
+            .send(&state.api)
+            .await;
+        if let Some(hits) = hits
+            .body
+            .get("hits")
+            .filter(|h| h.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            collections.push(json!({ "category": category, "hits": hits }));
+        }
+    }
     Page::render(
         &state,
         &visitor,
         "shop/home.html",
         json!({
             "featured": featured.body.get("hits").cloned().unwrap_or(json!([])),
-            "categories": if categories.body.is_array() { categories.body } else { json!([]) },
+            "categories": categories,
+            "collections": collections,
         }),
     )
 }
@@ -192,7 +220,7 @@ async fn cart_or_new(state: &WebState, visitor: &Visitor) -> Result<Value, Answe
     }
 }
 
-fn cart_cookie(state: &WebState, cart: &Value) -> Vec<axum::http::HeaderValue> {
+pub(crate) fn cart_cookie(state: &WebState, cart: &Value) -> Vec<axum::http::HeaderValue> {
     cart["id"]
         .as_str()
         .and_then(|id| set_cookie(state, CART, id, Some(CART_SECONDS)))
@@ -552,175 +580,6 @@ pub(crate) async fn order(
     )
 }
 
-/// Fields of the sign-in form.
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-#[serde(default)]
-pub(crate) struct LoginForm {
-    email: String,
-    #[serde(skip_serializing)]
-    password: String,
-    next: String,
-    #[serde(skip_serializing)]
-    name: String,
-}
-
-/// Query of the sign-in page.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct Next {
-    next: String,
-}
-
-/// Only local paths: a `next` never sends the visitor to another site.
-fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/account"
-    }
-}
-
-pub(crate) async fn login_form(
-    State(state): State<WebState>,
-    visitor: Visitor,
-    Query(next): Query<Next>,
-) -> Page {
-    let form = LoginForm {
-        next: next.next,
-        ..LoginForm::default()
-    };
-    Page::render(&state, &visitor, "shop/login.html", json!({ "form": form }))
-}
-
-pub(crate) async fn register_form(State(state): State<WebState>, visitor: Visitor) -> Page {
-    Page::render(
-        &state,
-        &visitor,
-        "shop/register.html",
-        json!({ "form": LoginForm::default() }),
-    )
-}
-
-/// Signs the visitor in with `tokens` and brings their guest cart along.
-async fn signed_in(state: &WebState, visitor: &Visitor, tokens: &Value, next: &str) -> Response {
-    let access = tokens["access_token"].as_str().unwrap_or_default();
-    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
-    let mut cookies: Vec<_> = [
-        set_cookie(state, SESSION, access, Some(SESSION_SECONDS)),
-        set_cookie(state, REFRESH, refresh, Some(SESSION_SECONDS)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Some(guest) = visitor.cart.as_deref() {
-        let merged = Call::new(
-            Method::POST,
-            format!("/api/v1/carts/{}/merge", segment(guest)),
-        )
-        .json(json!({}))
-        .token(Some(access))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-        if merged.ok() {
-            cookies.extend(cart_cookie(state, &merged.body));
-        }
-    }
-    see_other(local_path(next), cookies)
-}
-
-pub(crate) async fn login(State(state): State<WebState>, form: Form<LoginForm>) -> Response {
-    let Form { visitor, fields } = form;
-    let answer = Call::new(Method::POST, "/api/v1/auth/login")
-        .json(json!({ "email": fields.email.trim(), "password": fields.password }))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    if !answer.ok() {
-        let error = if answer.status == StatusCode::UNAUTHORIZED {
-            "The email or password is not right.".to_owned()
-        } else {
-            answer.message()
-        };
-        return Page::render(
-            &state,
-            &visitor,
-            "shop/login.html",
-            json!({ "form": fields, "error": error }),
-        )
-        .with_status(answer.status)
-        .into_response();
-    }
-    signed_in(&state, &visitor, &answer.body, &fields.next).await
-}
-
-pub(crate) async fn register(State(state): State<WebState>, form: Form<LoginForm>) -> Response {
-    let Form { visitor, fields } = form;
-    let answer = Call::new(Method::POST, "/api/v1/auth/register")
-        .json(json!({
-            "email": fields.email.trim(),
-            "password": fields.password,
-            "name": fields.name.trim(),
-        }))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    if !answer.ok() {
-        return Page::render(
-            &state,
-            &visitor,
-            "shop/register.html",
-            json!({ "form": fields, "error": answer.message() }),
-        )
-        .with_status(answer.status)
-        .into_response();
-    }
-    signed_in(&state, &visitor, &answer.body, "/account").await
-}
-
-pub(crate) async fn logout(State(state): State<WebState>, form: Form<Value>) -> Response {
-    let Form { visitor, .. } = form;
-    if let Some(refresh) = visitor.refresh.as_deref() {
-        // Revokes the refresh token; the access token lapses on its own within minutes.
-        Call::new(Method::POST, "/api/v1/auth/logout")
-            .json(json!({ "refresh_token": refresh }))
-            .for_visitor(&visitor)
-            .send(&state.api)
-            .await;
-    }
-    let cookies = [SESSION, REFRESH, CART]
-        .into_iter()
-        .filter_map(|name| set_cookie(&state, name, "", Some(0)))
-        .collect();
-    see_other("/", cookies)
-}
-
-pub(crate) async fn account(State(state): State<WebState>, visitor: Visitor) -> Response {
-    let Some(token) = visitor.token.as_deref() else {
-        return see_other("/login?next=/account", Vec::new());
-    };
-    let me = Call::get("/api/v1/users/me")
-        .token(Some(token))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    if me.status == StatusCode::UNAUTHORIZED {
-        return see_other("/login?next=/account", Vec::new());
-    }
-    let orders = Call::get("/api/v1/orders?limit=20")
-        .token(Some(token))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    Page::render(
-        &state,
-        &visitor,
-        "shop/account.html",
-        json!({ "me": me.body, "orders": orders.body.get("data").cloned().unwrap_or(json!([])) }),
-    )
-    .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,13 +597,5 @@ mod tests {
         let tree = json!([{ "slug": "a", "children": [{ "slug": "a-b", "children": [] }] }]);
         assert_eq!(find_category(&tree, "a-b").unwrap()["slug"], "a-b");
         assert!(find_category(&tree, "c").is_none());
-    }
-
-    #[test]
-    fn next_never_leaves_the_shop() {
-        assert_eq!(local_path("/cart"), "/cart");
-        assert_eq!(local_path("//evil.example"), "/account");
-        assert_eq!(local_path("https://evil.example"), "/account");
-        assert_eq!(local_path("/\\evil"), "/account");
     }
 }
