@@ -6,7 +6,9 @@
 //! prefix matching the path (at a segment boundary) and the method wins; a route may rewrite
 //! the prefix and require a signed-in caller or a role at the edge.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::uri::PathAndQuery;
 use axum::http::{Method, StatusCode, Uri};
@@ -49,6 +51,8 @@ struct Route {
     service: &'static str,
     rewrite: Option<String>,
     auth: EdgeAuth,
+    /// Its name in metrics: the prefix, `/` for the root.
+    label: Arc<str>,
 }
 
 impl Route {
@@ -84,12 +88,18 @@ impl Route {
                 ));
             }
         };
+        let prefix = if prefix == "/" {
+            String::new()
+        } else {
+            prefix.trim_end_matches('/').to_owned()
+        };
         Ok(Self {
-            prefix: if prefix == "/" {
-                String::new()
+            label: Arc::from(if prefix.is_empty() {
+                "/"
             } else {
-                prefix.trim_end_matches('/').to_owned()
-            },
+                prefix.as_str()
+            }),
+            prefix,
             methods,
             service,
             rewrite,
@@ -110,21 +120,21 @@ pub(crate) struct Resolved {
     /// The service owning it.
     pub(crate) service: &'static str,
     /// The first segment after `/api/v1/` of the forwarded path (the cache's route group).
-    pub(crate) segment: String,
+    pub(crate) segment: Cow<'static, str>,
     /// The path and query sent upstream.
     pub(crate) forward: PathAndQuery,
     /// Who may pass.
     pub(crate) auth: EdgeAuth,
     /// The route it matched, for metrics and logs (`/api/v1/products`).
-    pub(crate) route: String,
+    pub(crate) route: Arc<str>,
 }
 
 /// The services routes may name: those the gateway was given, then the platform's catalog
 /// (a known service that is not running answers 503 rather than 404).
 #[derive(Debug, Default)]
 struct Services {
-    /// Service name by the path segment it owns, of the services given.
-    by_segment: HashMap<&'static str, &'static str>,
+    /// Service name and route label by the path segment it owns, of the services given.
+    by_segment: HashMap<&'static str, (&'static str, Arc<str>)>,
     names: Vec<&'static str>,
 }
 
@@ -133,7 +143,8 @@ impl Services {
         let mut by_segment = HashMap::new();
         for info in given {
             for &prefix in info.prefixes {
-                if let Some(previous) = by_segment.insert(prefix, info.name) {
+                let label = Arc::from(format!("/api/{LATEST}/{prefix}"));
+                if let Some((previous, _)) = by_segment.insert(prefix, (info.name, label)) {
                     tracing::warn!(
                         prefix,
                         previous,
@@ -158,11 +169,14 @@ impl Services {
     }
 
     fn owning(&self, segment: &str) -> Option<&'static str> {
-        self.by_segment.get(segment).copied().or_else(|| {
-            ServiceInfo::owning(segment)
-                .filter(|info| info.name != "gateway")
-                .map(|info| info.name)
-        })
+        self.by_segment
+            .get(segment)
+            .map(|(name, _)| *name)
+            .or_else(|| {
+                ServiceInfo::owning(segment)
+                    .filter(|info| info.name != "gateway")
+                    .map(|info| info.name)
+            })
     }
 }
 
@@ -199,18 +213,25 @@ impl RouteTable {
         })
     }
 
-    /// The built-in route of a normalized path: its service and route label.
-    fn builtin(&self, path: &str) -> Option<(&'static str, String)> {
+    /// The built-in route of a normalized path: its service, cache group and route label
+    /// (shared, not built per request, for the services given).
+    fn builtin(&self, path: &str) -> Option<(&'static str, Cow<'static, str>, Arc<str>)> {
         let segment = api_segment(path);
         if !segment.is_empty() {
+            if let Some((key, (service, label))) = self.services.by_segment.get_key_value(segment) {
+                return Some((service, Cow::Borrowed(*key), label.clone()));
+            }
             let service = self.services.owning(segment)?;
-            return Some((service, format!("/api/{LATEST}/{segment}")));
+            let label = Arc::from(format!("/api/{LATEST}/{segment}"));
+            return Some((service, Cow::Owned(segment.to_owned()), label));
         }
         if path == "/.well-known" || path.starts_with("/.well-known/") {
-            return Some((self.services.owning(WELL_KNOWN)?, "/.well-known".to_owned()));
+            let service = self.services.owning(WELL_KNOWN)?;
+            return Some((service, Cow::Borrowed(""), Arc::from("/.well-known")));
         }
         if path == "/admin/mail" {
-            return Some((self.services.named("notifications")?, path.to_owned()));
+            let service = self.services.named("notifications")?;
+            return Some((service, Cow::Borrowed(""), Arc::from("/admin/mail")));
         }
         None
     }
@@ -218,16 +239,16 @@ impl RouteTable {
     /// Where `method uri` goes, or the 404 problem saying why nothing serves it.
     pub(crate) fn resolve(&self, method: &Method, uri: &Uri) -> Result<Resolved, ApiError> {
         let path = normalize(uri.path())?;
-        let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         let not_found = || route_not_found(uri.path());
         let configured = self.configured.iter().find_map(|route| {
             let rest = route.rest(&path)?;
             (route.methods.is_empty() || route.methods.contains(method)).then_some((route, rest))
         });
         if let Some((route, rest)) = configured {
+            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
             let forwarded = match &route.rewrite {
                 Some(rewrite) => format!("{rewrite}{rest}"),
-                None => path.clone(),
+                None => path.clone().into_owned(),
             };
             let forwarded = if forwarded.is_empty() {
                 "/".to_owned()
@@ -236,23 +257,27 @@ impl RouteTable {
             };
             return Ok(Resolved {
                 service: route.service,
-                segment: api_segment(&forwarded).to_owned(),
+                segment: Cow::Owned(api_segment(&forwarded).to_owned()),
                 forward: format!("{forwarded}{query}")
                     .parse()
                     .map_err(|_| not_found())?,
                 auth: route.auth,
-                route: if route.prefix.is_empty() {
-                    "/".to_owned()
-                } else {
-                    route.prefix.clone()
-                },
+                route: route.label.clone(),
             });
         }
-        let (service, route) = self.builtin(&path).ok_or_else(not_found)?;
+        let (service, segment, route) = self.builtin(&path).ok_or_else(not_found)?;
+        // A path already spelled with its version goes on as it came (no copy).
+        let forward = match (&path, uri.path_and_query()) {
+            (Cow::Borrowed(_), Some(original)) => original.clone(),
+            _ => {
+                let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+                format!("{path}{query}").parse().map_err(|_| not_found())?
+            }
+        };
         Ok(Resolved {
             service,
-            segment: api_segment(&path).to_owned(),
-            forward: format!("{path}{query}").parse().map_err(|_| not_found())?,
+            segment,
+            forward,
             auth: EdgeAuth::Public,
             route,
         })
@@ -260,15 +285,15 @@ impl RouteTable {
 }
 
 /// `/api/<segment>/…` spelled with the latest version; other versions are refused.
-fn normalize(path: &str) -> Result<String, ApiError> {
+fn normalize(path: &str) -> Result<Cow<'_, str>, ApiError> {
     let Some(rest) = path.strip_prefix("/api/") else {
-        return Ok(path.to_owned());
+        return Ok(Cow::Borrowed(path));
     };
     let first = rest.split('/').next().unwrap_or_default();
     let is_version =
         first.len() > 1 && first.starts_with('v') && first[1..].bytes().all(|b| b.is_ascii_digit());
     if !is_version {
-        return Ok(format!("/api/{LATEST}/{rest}"));
+        return Ok(Cow::Owned(format!("/api/{LATEST}/{rest}")));
     }
     if first != LATEST {
         return Err(ApiError::new(
@@ -277,7 +302,7 @@ fn normalize(path: &str) -> Result<String, ApiError> {
             format!("API version {first} does not exist; the latest is {LATEST}"),
         ));
     }
-    Ok(path.to_owned())
+    Ok(Cow::Borrowed(path))
 }
 
 /// The first segment after `/api/v1/`, or "".
@@ -343,7 +368,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.service, "orders");
         assert_eq!(r.forward, "/api/v1/orders/ord_1?expand=lines");
-        assert_eq!(r.route, "/api/v1/orders");
+        assert_eq!(&*r.route, "/api/v1/orders");
         assert_eq!(r.auth, EdgeAuth::Public);
     }
 
@@ -398,7 +423,7 @@ mod tests {
         assert_eq!(shop.service, "catalog");
         assert_eq!(shop.forward, "/api/v1/products/prd_1?x=1");
         assert_eq!(shop.segment, "products");
-        assert_eq!(shop.route, "/api/v1/shop");
+        assert_eq!(&*shop.route, "/api/v1/shop");
         // The method does not match: no built-in route owns `shop` either.
         assert_eq!(resolved(&t, Method::POST, "/api/v1/shop"), Err(404));
         // A segment boundary, not a string prefix.

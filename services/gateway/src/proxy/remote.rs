@@ -165,9 +165,13 @@ impl Replica {
         let invalid = |e: &dyn std::fmt::Display| {
             ProxyError::Upstream(format!("cannot build upstream URI: {e}"))
         };
-        let path: PathAndQuery = format!("{}{}", self.prefix, path_and_query)
-            .parse()
-            .map_err(|e| invalid(&e))?;
+        let path: PathAndQuery = if self.prefix.is_empty() {
+            path_and_query.clone()
+        } else {
+            format!("{}{}", self.prefix, path_and_query)
+                .parse()
+                .map_err(|e| invalid(&e))?
+        };
         Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -263,6 +267,9 @@ impl Remote {
     /// The replica to try first: among those not ejected (all, when every one is), by the
     /// configured strategy.
     fn pick(&self) -> usize {
+        if self.replicas.len() == 1 {
+            return 0;
+        }
         let now = now_ms();
         let healthy: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| !self.replicas[i].is_ejected(now))
@@ -309,7 +316,7 @@ impl Remote {
             .acquire_owned()
             .await
             .map_err(|_| ProxyError::Upstream("connection pool closed".to_owned()))?;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let path = parts
             .uri
             .path_and_query()
@@ -355,7 +362,12 @@ impl Remote {
             *outgoing.method_mut() = parts.method.clone();
             *outgoing.uri_mut() = replica.uri(&path)?;
             *outgoing.version_mut() = Version::HTTP_11;
-            *outgoing.headers_mut() = parts.headers.clone();
+            // The last attempt takes the headers; an earlier one keeps them for the next.
+            *outgoing.headers_mut() = if attempt + 1 == attempts {
+                std::mem::take(&mut parts.headers)
+            } else {
+                parts.headers.clone()
+            };
             // hyper sets `Host` from the replica; the client's is in `x-forwarded-host`.
             outgoing.headers_mut().remove(header::HOST);
             match self.pool.client.request(outgoing).await {
