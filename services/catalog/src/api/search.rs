@@ -62,6 +62,8 @@ pub struct SearchHitView {
     pub id: String,
     /// Title.
     pub title: String,
+    /// URL slug: the storefront's `/products/{slug}`.
+    pub slug: String,
     /// Brand.
     pub brand: Option<String>,
     /// Lowest variant price in the requested currency.
@@ -304,6 +306,7 @@ fn to_response(results: SearchResults, currency: &str) -> SearchResponse {
         }),
         id: h.id,
         title: h.title,
+        slug: h.slug,
         brand: h.brand,
         in_stock: h.in_stock,
         snippet: h.snippet,

@@ -74,6 +74,8 @@ pub struct SearchHit {
     pub id: String,
     /// Title.
     pub title: String,
+    /// URL slug.
+    pub slug: String,
     /// Brand.
     pub brand: Option<String>,
     /// Minimum variant price in the request's currency, minor units.
@@ -349,6 +351,7 @@ impl SearchIndex {
             id: text_of(doc, f.id).unwrap_or_default(),
             snippet: snippets.render(&title, &description),
             title,
+            slug: text_of(doc, f.slug).unwrap_or_default(),
             brand: text_of(doc, f.brand),
             price: f
                 .price(currency)

@@ -7,7 +7,7 @@ use tantivy::schema::{
 };
 
 /// Bumped whenever the fields below change; an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Currencies with a price field (`price_eur`, `price_usd`): the minimum variant price in minor
 /// units. Prices in other currencies are not searchable.
@@ -23,6 +23,8 @@ pub struct ProductDoc {
     pub id: String,
     /// Title.
     pub title: String,
+    /// URL slug.
+    pub slug: String,
     /// Description (markdown).
     pub description: String,
     /// Brand, if any.
@@ -50,6 +52,8 @@ pub struct Fields {
     pub id: Field,
     /// Title (full text, stored).
     pub title: Field,
+    /// URL slug (stored only), for links.
+    pub slug: Field,
     /// Tags (full text).
     pub tags: Field,
     /// Description (full text, stored: the snippet source).
@@ -89,6 +93,7 @@ impl Fields {
         };
         let id = builder.add_text_field("id", STRING | STORED | FAST);
         let title = builder.add_text_field("title", text(true));
+        let slug = builder.add_text_field("slug", STORED);
         let tags = builder.add_text_field("tags", text(false));
         let description = builder.add_text_field("description", text(true));
         let brand = builder.add_text_field("brand", STRING | STORED);
@@ -106,6 +111,7 @@ impl Fields {
             schema: builder.build(),
             id,
             title,
+            slug,
             tags,
             description,
             brand,
@@ -138,6 +144,7 @@ impl Fields {
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, &product.id);
         doc.add_text(self.title, &product.title);
+        doc.add_text(self.slug, &product.slug);
         for tag in &product.tags {
             doc.add_text(self.tags, tag);
         }

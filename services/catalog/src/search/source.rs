@@ -41,7 +41,7 @@ pub async fn changed_since(db: &Db, since: i64) -> sqlx::Result<Vec<String>> {
 /// Active products with `first <= id <= last`, with their categories, prices and stock.
 async fn load_range(db: &Db, first: &str, last: &str) -> sqlx::Result<Vec<ProductDoc>> {
     let rows = sqlx::query(
-        "SELECT id, title, description, brand, tags, attributes, in_stock, created_at \
+        "SELECT id, title, slug, description, brand, tags, attributes, in_stock, created_at \
          FROM products WHERE status = 'active' AND id >= $1 AND id <= $2 ORDER BY id",
     )
     .bind(first)
@@ -59,6 +59,7 @@ async fn load_range(db: &Db, first: &str, last: &str) -> sqlx::Result<Vec<Produc
         products.push(ProductDoc {
             id,
             title: row.try_get("title")?,
+            slug: row.try_get("slug")?,
             description: row.try_get("description")?,
             brand: row.try_get("brand")?,
             tags: parse_tags(&tags),

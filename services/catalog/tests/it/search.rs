@@ -126,6 +126,21 @@ async fn typos_prefixes_snippets_and_facets() {
             "{exact}"
         );
         assert_eq!(exact["hits"][0]["price"]["currency"], "EUR");
+        // Hits carry the slug the storefront links with, which the product route accepts.
+        let slug = exact["hits"][0]["slug"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!slug.is_empty(), "{exact}");
+        let by_slug = app.get_public(&format!("/api/v1/products/{slug}")).await;
+        assert_eq!(
+            by_slug.status,
+            StatusCode::OK,
+            "{}: {}",
+            app.label,
+            by_slug.body
+        );
+        assert_eq!(by_slug.body["id"], exact["hits"][0]["id"]);
 
         let suggest = app.get_public("/api/v1/search/suggest?q=back").await.body;
         let titles = suggest["suggestions"].as_array().unwrap();
