@@ -185,12 +185,49 @@ pub(crate) async fn product(
             variant["price"] = price.unwrap_or(Value::Null);
         }
     }
+    apply_promotions(&state, &visitor, &mut product).await;
     Page::render(
         &state,
         &visitor,
         "shop/product.html",
         json!({ "product": product, "currency": CURRENCY }),
     )
+}
+
+/// Sets each priced variant's `sale` to its price after automatic promotions (one unit), when
+/// lower than its list price. Without a quote the list prices stand.
+async fn apply_promotions(state: &WebState, visitor: &Visitor, product: &mut Value) {
+    let Some(variants) = product.get_mut("variants").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let lines: Vec<Value> = variants
+        .iter()
+        .filter(|v| v["price"].is_object())
+        .map(|v| json!({ "sku": v["sku"], "quantity": 1 }))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let quote = Call::new(Method::POST, "/api/v1/prices/quote")
+        .json(json!({ "currency": CURRENCY, "lines": lines }))
+        .peer(visitor.peer)
+        .send(&state.api)
+        .await;
+    let Some(quoted) = quote.body["lines"].as_array().filter(|_| quote.ok()) else {
+        return;
+    };
+    for variant in variants.iter_mut() {
+        let line = quoted.iter().find(|l| l["sku"] == variant["sku"]);
+        let (Some(total), Some(list)) = (
+            line.and_then(|l| l["total"]["amount"].as_i64()),
+            variant["price"]["amount"].as_i64(),
+        ) else {
+            continue;
+        };
+        if total < list {
+            variant["sale"] = json!(total);
+        }
+    }
 }
 
 /// The visitor's open cart, if the cookie names one the API still has open.
