@@ -204,6 +204,13 @@ pub(crate) struct RateLimits {
     shared: Option<Arc<SharedBudgets>>,
 }
 
+impl RateLimits {
+    /// Whether no route has a budget (every rate is 0): the middleware would pass everything.
+    pub(crate) fn is_off(&self) -> bool {
+        self.default.is_none() && self.groups.values().all(Option::is_none)
+    }
+}
+
 /// Checks `REDIS_URL` (`None` or blank: limits stay in the process).
 pub(crate) fn check_redis_url(url: Option<&str>) -> Result<Option<redis::Client>, String> {
     match url.map(str::trim).filter(|u| !u.is_empty()) {
