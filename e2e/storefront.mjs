@@ -344,6 +344,37 @@ scenario('g. account: sign up, preferences, password reset by emailed code', asy
   await context.close();
 });
 
+scenario('h. admin: stock adjustments, low stock, customers; anonymous visitors sign in first', async () => {
+  const anonymous = await browser.newContext();
+  const visit = await anonymous.newPage();
+  current = visit;
+  await visit.goto(`${BASE}/admin/inventory`);
+  check(new URL(visit.url()).pathname === '/login', `an anonymous /admin/inventory landed on ${visit.url()}`);
+  await anonymous.close();
+
+  const admin = await browser.newContext();
+  const page = await admin.newPage();
+  await signInAdmin(page, '/admin/inventory');
+  const row = page.locator('tr[data-sku]').first();
+  check(await row.count() === 1, 'the inventory lists no SKU');
+  const sku = await row.getAttribute('data-sku');
+  const before = Number(await text(row.locator('.on-hand')));
+  await page.fill('input[name=sku]', sku);
+  await page.fill('input[name=delta]', '7');
+  await page.selectOption('select[name=reason]', 'receipt');
+  await Promise.all([page.waitForURL(/\/admin\/inventory/), page.getByRole('button', { name: 'Apply' }).click()]);
+  const after = Number(await text(page.locator(`tr[data-sku="${sku}"] .on-hand`)));
+  check(after === before + 7, `on hand of ${sku} went from ${before} to ${after}, expected +7`);
+  check(await page.getByRole('heading', { name: 'Low stock' }).count() === 1, 'no low-stock list');
+  await shot(page, 'admin-inventory');
+
+  await open(page, '/admin/customers');
+  check(await page.locator('tbody tr', { hasText: shopper }).count() >= 0, 'customers page did not render');
+  check(await page.locator('tbody tr').count() > 0, 'the customers page lists nobody');
+  await shot(page, 'admin-customers');
+  await admin.close();
+});
+
 let failed = false;
 try {
   for (const { name, body } of scenarios) {

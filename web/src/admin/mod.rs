@@ -2,6 +2,7 @@
 //! its module with its routes and templates.
 
 mod orders;
+mod stock;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -13,13 +14,14 @@ use crate::session::Visitor;
 use crate::{Page, WebState, see_other};
 
 /// Templates of every admin page.
-pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[orders::TEMPLATES];
+pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[orders::TEMPLATES, stock::TEMPLATES];
 
 /// Routes of every admin page; `/admin` is the orders list until the dashboard.
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
         .route("/admin", axum::routing::get(orders::orders))
         .merge(orders::routes())
+        .merge(stock::routes())
 }
 
 /// The signed-in staff member, or the answer for anyone else.
