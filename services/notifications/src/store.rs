@@ -170,6 +170,19 @@ pub async fn find_notification(
     .await
 }
 
+/// The newest notifications, newest first.
+pub async fn recent_notifications(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> sqlx::Result<Vec<NotificationRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications ORDER BY created_at DESC, id DESC LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn find_by_key(
     conn: &mut AnyConnection,
     key: &str,

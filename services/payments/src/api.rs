@@ -42,7 +42,7 @@ pub struct AppState {
 /// Every payments route.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/payments", post(create_payment))
+        .route("/api/v1/payments", post(create_payment).get(list_payments))
         .route("/api/v1/payments/{id}", get(get_payment))
         .route("/api/v1/payments/{id}/process", post(process_payment))
         .route("/api/v1/payments/{id}/capture", post(capture_payment))
@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
 #[openapi(
     paths(
         create_payment,
+        list_payments,
         get_payment,
         process_payment,
         capture_payment,
@@ -632,6 +633,50 @@ async fn get_payment(
     Ok(axum::Json(
         state.engine.get(&id, &caller(&claims)).await?.into(),
     ))
+}
+
+/// `?status=&limit=` of the payment list.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only payments in this status (e.g. `requires_review`).
+    pub status: Option<String>,
+    /// How many, 1 to 100 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// The newest payments, optionally in one status (staff).
+#[utoipa::path(
+    get, path = "/api/v1/payments", tag = "payments",
+    params(ListQuery),
+    responses((status = 200, body = [PaymentResponse]), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn list_payments(
+    State(state): State<AppState>,
+    RequireRole(claims, _): RequireRole<Staff>,
+    mercato_kernel::Query(query): mercato_kernel::Query<ListQuery>,
+) -> Result<axum::Json<Vec<PaymentResponse>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "out_of_range", "1 to 100"));
+    }
+    let status = query
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let ids = store::recent_payments(
+        &mut *state.engine.db().pool().acquire().await?,
+        status,
+        limit,
+    )
+    .await?;
+    let caller = caller(&claims);
+    let mut payments = Vec::with_capacity(ids.len());
+    for id in ids {
+        payments.push(state.engine.get(&id, &caller).await?.into());
+    }
+    Ok(axum::Json(payments))
 }
 
 /// Body of `process`: a payment method when the intent has none yet.

@@ -122,6 +122,30 @@ pub async fn find_payment(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Op
         .await
 }
 
+/// Ids of the newest payments, optionally only those in `status`, newest first.
+pub async fn recent_payments(
+    conn: &mut AnyConnection,
+    status: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = match status {
+        Some(status) => sqlx::query_as(
+            "SELECT id FROM payments WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?,
+        None => {
+            sqlx::query_as("SELECT id FROM payments ORDER BY created_at DESC, id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// Takes the payment for one provider call when it is in one of `statuses` and no other call
 /// holds it; `false` when another request got there first or the status moved on. `to` is the
 /// status it holds during the call.

@@ -1,7 +1,11 @@
 //! The admin: staff only; anonymous visitors are sent to sign in. Each area (orders, …) has
 //! its module with its routes and templates.
 
+mod dashboard;
+mod inventory;
+mod notifications;
 mod orders;
+mod payments;
 mod stock;
 
 use axum::Router;
@@ -14,14 +18,25 @@ use crate::session::Visitor;
 use crate::{Page, WebState, see_other};
 
 /// Templates of every admin page.
-pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[orders::TEMPLATES, stock::TEMPLATES];
+pub(crate) const TEMPLATES: &[&[(&str, &str)]] = &[
+    orders::TEMPLATES,
+    stock::TEMPLATES,
+    dashboard::TEMPLATES,
+    inventory::TEMPLATES,
+    payments::TEMPLATES,
+    notifications::TEMPLATES,
+];
 
-/// Routes of every admin page; `/admin` is the orders list until the dashboard.
+/// Routes of every admin page; `/admin` is the dashboard.
 pub(crate) fn routes() -> Router<WebState> {
     Router::new()
-        .route("/admin", axum::routing::get(orders::orders))
+        .route("/admin", axum::routing::get(dashboard::dashboard))
         .merge(orders::routes())
         .merge(stock::routes())
+        .merge(dashboard::routes())
+        .merge(inventory::routes())
+        .merge(payments::routes())
+        .merge(notifications::routes())
 }
 
 /// The signed-in staff member, or the answer for anyone else.
@@ -51,4 +66,27 @@ pub(crate) async fn staff(
         );
     }
     Ok(me.body)
+}
+
+/// The answer's list: a bare array, or a page's `data`.
+pub(crate) fn list(answer: &Value) -> Vec<Value> {
+    answer
+        .as_array()
+        .or_else(|| answer["data"].as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lists_come_bare_or_in_a_page() {
+        assert_eq!(list(&json!([1, 2])).len(), 2);
+        assert_eq!(list(&json!({ "data": [1] })).len(), 1);
+        assert!(list(&json!({ "detail": "nope" })).is_empty());
+    }
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::staff;
+use super::{list, staff};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::query_string;
@@ -31,15 +31,6 @@ pub(crate) fn routes() -> axum::Router<WebState> {
         .route("/admin/inventory", get(inventory))
         .route("/admin/inventory/adjust", post(adjust))
         .route("/admin/customers", get(customers))
-}
-
-/// The answer's list: a bare array, or a page's `data`.
-fn list(answer: &Value) -> Vec<Value> {
-    answer
-        .as_array()
-        .or_else(|| answer["data"].as_array())
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Query of the stock page.
@@ -219,16 +210,4 @@ pub(crate) async fn customers(
         }),
     )
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lists_come_bare_or_in_a_page() {
-        assert_eq!(list(&json!([1, 2])).len(), 2);
-        assert_eq!(list(&json!({ "data": [1] })).len(), 1);
-        assert!(list(&json!({ "detail": "nope" })).is_empty());
-    }
 }

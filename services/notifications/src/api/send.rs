@@ -24,7 +24,10 @@ use crate::store::{self, AttemptRow, NotificationRow};
 /// Routes of this resource.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/notifications", post(send_notification))
+        .route(
+            "/api/v1/notifications",
+            post(send_notification).get(list_notifications),
+        )
         .route("/api/v1/notifications/{id}", get(get_notification))
         .route("/api/v1/analytics", get(analytics))
         .route("/api/v1/notifications/analytics", get(analytics))
@@ -35,7 +38,13 @@ pub fn routes() -> Router<AppState> {
 /// OpenAPI of this resource.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(send_notification, get_notification, analytics, mailbox),
+    paths(
+        send_notification,
+        list_notifications,
+        get_notification,
+        analytics,
+        mailbox
+    ),
     components(schemas(
         SendRequest,
         NotificationView,
@@ -233,6 +242,36 @@ async fn send_notification(
     let row = compose::queue(&mut *state.db.pool().acquire().await?, &state.links, send).await?;
     state.sender.wake();
     Ok((StatusCode::ACCEPTED, axum::Json(view(row, Vec::new()))))
+}
+
+/// `?limit=` of the delivery log.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// How many, 1 to 100 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// The delivery log: the newest notifications with their status, provider and attempt count
+/// (staff; each one's attempts are at `GET /api/v1/notifications/{id}`).
+#[utoipa::path(
+    get, path = "/api/v1/notifications", tag = "notifications",
+    params(ListQuery),
+    responses((status = 200, body = [NotificationView]), (status = 422, body = Problem)),
+    security(("bearer" = []))
+)]
+async fn list_notifications(
+    State(state): State<AppState>,
+    _: RequireRole<Staff>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Vec<NotificationView>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "out_of_range", "1 to 100"));
+    }
+    let rows = store::recent_notifications(&mut *state.db.pool().acquire().await?, limit).await?;
+    Ok(axum::Json(
+        rows.into_iter().map(|row| view(row, Vec::new())).collect(),
+    ))
 }
 
 /// A notification with its delivery attempts (staff).

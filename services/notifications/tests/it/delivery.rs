@@ -257,3 +257,47 @@ async fn an_api_caller_over_its_budget_gets_429_and_nothing_is_queued() {
         assert_eq!(app.count("notifications").await, accepted, "{label}");
     }
 }
+
+#[tokio::test]
+async fn staff_read_the_delivery_log_newest_first() {
+    for app in apps(config()).await {
+        let label = app.label;
+        let (url, _) = flaky_receiver(0).await;
+        let first = send(
+            &app,
+            json!({"channel": "webhook", "to": url, "body": "one"}),
+        )
+        .await;
+        let second = send(
+            &app,
+            json!({"channel": "webhook", "to": url, "body": "two"}),
+        )
+        .await;
+        let second_id = second.body["id"].as_str().unwrap().to_owned();
+        settled(&app, &second_id).await;
+        settled(&app, first.body["id"].as_str().unwrap()).await;
+
+        let log = app.get("/api/v1/notifications?limit=1").await;
+        assert_eq!(log.status, StatusCode::OK, "{label}: {}", log.body);
+        let rows = log.body.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{label}");
+        assert_eq!(rows[0]["id"], second_id.as_str(), "{label}");
+        assert_eq!(rows[0]["status"], "sent", "{label}");
+        assert_eq!(rows[0]["attempts"], 1, "{label}");
+        assert_eq!(
+            app.get("/api/v1/notifications")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            app.get("/api/v1/notifications?limit=500").await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let anonymous = app.get_public("/api/v1/notifications").await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{label}");
+    }
+}

@@ -192,3 +192,41 @@ async fn the_same_card_many_times_in_an_hour_raises_the_score() {
         );
     }
 }
+
+#[tokio::test]
+async fn staff_list_the_newest_payments_by_status() {
+    for app in apps().await {
+        let paid = app.paid(1_500).await;
+        let risky = json!({"amount": 200_000, "currency": "EUR", "payment_method": card("4242424242424242"),
+            "customer_email": "someone@mailinator.com", "billing_country": "DE", "shipping_country": "NG"});
+        let held = app.create(risky).await;
+        let held = held["id"].as_str().unwrap().to_owned();
+        assert_eq!(app.process(&held).await.body["status"], "requires_review");
+
+        let all = app.get("/api/v1/payments").await;
+        assert_eq!(all.status, StatusCode::OK, "{}: {}", app.label, all.body);
+        let ids: Vec<&str> = all
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [held.as_str(), paid.as_str()], "{}", app.label);
+
+        let review = app.get("/api/v1/payments?status=requires_review").await;
+        let listed = review.body.as_array().unwrap();
+        assert_eq!(listed.len(), 1, "{}: {}", app.label, review.body);
+        assert_eq!(listed[0]["risk"]["decision"], "review");
+
+        assert_eq!(
+            app.get("/api/v1/payments?limit=0").await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let buyer = app.customer("usr_buyer");
+        let denied = app
+            .request("GET", "/api/v1/payments", Some(&buyer), None)
+            .await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    }
+}

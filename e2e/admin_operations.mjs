@@ -1,0 +1,237 @@
+// Headless-browser tests of the admin's operations areas (dashboard, inventory, payments,
+// customers, notifications) against a running `mercato up --demo`.
+//
+//   MERCATO_URL=http://127.0.0.1:8080 ADMIN_EMAIL=… ADMIN_PASSWORD=… SCREENSHOTS=dir node admin_operations.mjs
+//
+// Places a few orders through the storefront first so the dashboard has data. Uses the system
+// chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core; never downloads a
+// browser. Exits non-zero on the first failed check, after a screenshot (failure.png).
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.MERCATO_URL ?? '').replace(/\/$/, '');
+const ADMIN_EMAIL = process.env.ADMIN_EMAIL ?? '';
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? '';
+const SHOTS = process.env.SCREENSHOTS ?? 'screenshots';
+const EXECUTABLE = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const WAIT_MS = 15_000;
+
+if (!BASE || !ADMIN_EMAIL || !ADMIN_PASSWORD) {
+  console.error('MERCATO_URL, ADMIN_EMAIL and ADMIN_PASSWORD are required');
+  process.exit(2);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+class Failure extends Error {}
+function check(ok, message) {
+  if (!ok) throw new Failure(message);
+}
+
+const run = Date.now().toString(36);
+const card = { ok: '4242 4242 4242 4242', declined: '4000 0000 0000 0002', exp: '12/30', cvc: '123' };
+let current = null; // the page a failure is screenshotted from
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function open(page, path) {
+  current = page;
+  const response = await page.goto(BASE + path);
+  check(response && response.ok(), `GET ${path} answered ${response?.status()} (${page.url()})`);
+  return response;
+}
+
+async function text(locator) {
+  return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+}
+
+/** Puts the first product in stock into the cart and pays with `number`. */
+async function placeOrder(page, email, number) {
+  await open(page, '/');
+  const product = page.locator('li.card.product', { hasText: 'In stock' }).first().locator('a').first();
+  check(await product.count() === 1, 'home page shows no product in stock');
+  await Promise.all([page.waitForURL(/\/products\//), product.click()]);
+  const sku = await page.$$eval('#variant option', (options) => {
+    const available = options.find((o) => Number(o.dataset.available) > 0);
+    return (available ?? options[0])?.value;
+  });
+  check(sku, `no variant to choose on ${page.url()}`);
+  await page.selectOption('#variant', sku);
+  await Promise.all([page.waitForURL(/\/cart$/), page.getByRole('button', { name: 'Add to cart' }).click()]);
+  await Promise.all([page.waitForURL(/\/checkout$/), page.getByRole('link', { name: 'Check out' }).click()]);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=name]', 'Ada Lovelace');
+  await page.fill('input[name=line1]', 'Hauptstraße 1');
+  await page.fill('input[name=city]', 'Berlin');
+  await page.fill('input[name=postal_code]', '10115');
+  await page.fill('input[name=country]', 'DE');
+  await page.fill('input[name=card_number]', number);
+  await page.fill('input[name=exp]', card.exp);
+  await page.fill('input[name=cvc]', card.cvc);
+  await Promise.all([
+    page.waitForLoadState('load'),
+    page.waitForURL((url) => url.pathname !== '/checkout' || url.search !== '', { timeout: WAIT_MS }).catch(() => {}),
+    page.getByRole('button', { name: /^Pay / }).click(),
+  ]);
+}
+
+/** The page's error notices ('' when there is none). */
+async function alerts(page) {
+  return (await page.locator('main [role=alert]').allTextContents()).join(' | ').trim();
+}
+
+async function signInAdmin(page, next) {
+  await open(page, `/login?next=${encodeURIComponent(next)}`);
+  await page.fill('input[name=email]', ADMIN_EMAIL);
+  await page.fill('input[name=password]', ADMIN_PASSWORD);
+  await Promise.all([
+    page.waitForURL((url) => url.pathname !== '/login'),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+  check(new URL(page.url()).pathname === next, `admin sign-in landed on ${page.url()}, expected ${next}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: EXECUTABLE,
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+const scenarios = [];
+const scenario = (name, body) => scenarios.push({ name, body });
+let admin = null; // the signed-in admin's page
+
+scenario('a. anonymous visitors of the admin sign in first', async () => {
+  const anonymous = await browser.newContext();
+  const visit = await anonymous.newPage();
+  current = visit;
+  await visit.goto(`${BASE}/admin/inventory`);
+  check(new URL(visit.url()).pathname === '/login', `an anonymous /admin/inventory landed on ${visit.url()}`);
+  await anonymous.close();
+});
+
+scenario('b. shoppers place orders (two paid, one declined)', async () => {
+  for (const [i, number] of [card.ok, card.ok, card.declined].entries()) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await placeOrder(page, `ops-${run}-${i}@example.com`, number);
+    if (number === card.ok) {
+      check((await text(page.locator('main'))).includes('Thank you'), `paid order ${i} shows no "Thank you" (${page.url()})`);
+    }
+    await context.close();
+  }
+});
+
+scenario('c. the dashboard charts sales, orders and conversion', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  admin = await context.newPage();
+  await signInAdmin(admin, '/admin');
+  check(await text(admin.locator('h1')) === 'Dashboard', `/admin heading is "${await text(admin.locator('h1'))}"`);
+  const dashboardErrors = await alerts(admin);
+  check(dashboardErrors === '', `the dashboard shows an error: ${dashboardErrors}`);
+  check(await admin.locator('svg.chart').count() >= 3, 'the dashboard shows fewer than 3 <svg> charts');
+  check(await admin.locator('svg.chart rect').count() > 0, 'the bar charts have no bars');
+  const orders = Number(await text(admin.locator('.total-orders')));
+  check(orders >= 2, `dashboard counts ${orders} orders, expected at least the 2 paid ones`);
+  check(await admin.locator('.total-revenue').count() > 0, 'the dashboard shows no paid revenue');
+  check((await text(admin.locator('.total-conversion'))).endsWith('%'), 'no conversion rate');
+  await shot(admin, 'admin-dashboard');
+});
+
+scenario('d. inventory: +7 on a demo SKU, its movements, the low-stock list', async () => {
+  await open(admin, '/admin/inventory');
+  check(await admin.getByRole('heading', { name: 'Low stock' }).count() === 1, 'no low-stock list');
+  const stocked = await admin.locator('tr[data-sku]').evaluateAll((trs) =>
+    trs.filter((tr) => Number(tr.querySelector('.on-hand')?.textContent) > 0).map((tr) => tr.dataset.sku));
+  check(stocked.length > 0, 'the inventory lists no SKU in stock');
+  const sku = stocked[0];
+  await open(admin, `/admin/inventory/sku?sku=${encodeURIComponent(sku)}`);
+  check(await admin.locator('tr.warehouse').count() > 0, `${sku} shows no warehouse`);
+  const before = Number(await text(admin.locator('.total-on-hand')));
+  const warehouseBefore = Number(await text(admin.locator('tr.warehouse .on-hand').first()));
+  await admin.fill('input[name=delta]', '7');
+  await admin.selectOption('select[name=reason]', 'receipt');
+  await admin.fill('input[name=note]', `e2e ${run}`);
+  await Promise.all([admin.waitForURL(/\/admin\/inventory$/), admin.getByRole('button', { name: 'Apply' }).click()]);
+  const adjustErrors = await alerts(admin);
+  check(adjustErrors === '', `the adjustment failed: ${adjustErrors}`);
+  await open(admin, `/admin/inventory/sku?sku=${encodeURIComponent(sku)}`);
+  const after = Number(await text(admin.locator('.total-on-hand')));
+  check(after === before + 7, `on hand of ${sku} went from ${before} to ${after}, expected +7`);
+  const warehouseAfter = Number(await text(admin.locator('tr.warehouse .on-hand').first()));
+  check(warehouseAfter === warehouseBefore + 7, `the first warehouse of ${sku} went from ${warehouseBefore} to ${warehouseAfter}`);
+  check(await admin.locator('tr.movement', { hasText: `e2e ${run}` }).count() === 1, `the movements of ${sku} do not show the adjustment`);
+  await shot(admin, 'admin-inventory');
+});
+
+scenario('e. payments: the list, its status filter and the review buttons', async () => {
+  await open(admin, '/admin/payments');
+  const rows = await admin.locator('tr.payment').count();
+  check(rows >= 2, `the payments page lists ${rows} payments, expected the orders' ones`);
+  await shot(admin, 'admin-payments');
+  await open(admin, '/admin/payments?status=succeeded');
+  const statuses = await admin.locator('tr.payment').evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
+  check(statuses.length > 0 && statuses.every((s) => s === 'succeeded'), `status=succeeded lists ${statuses.join(', ')}`);
+  await open(admin, '/admin/payments?status=requires_review');
+  const held = await admin.locator('tr.payment').count();
+  check(await admin.getByRole('button', { name: 'Approve' }).count() === held, 'a held payment has no Approve button');
+});
+
+scenario('f. customers, with links to their orders', async () => {
+  await open(admin, '/admin/customers');
+  check(await admin.locator('tbody tr').count() > 0, 'the customers page lists nobody');
+  check(await admin.locator('a[href^="/admin/orders?email="]').count() > 0, 'no customer links to their orders');
+  await shot(admin, 'admin-customers');
+});
+
+scenario('g. notifications: delivery log, a new template and its preview', async () => {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    await open(admin, '/admin/notifications');
+    if (await admin.locator('tr.notification').count() > 0) break;
+    check(Date.now() < deadline, `no notification in the delivery log within ${WAIT_MS / 1000} s`);
+    await admin.waitForTimeout(500);
+  }
+  const name = `ops-e2e-${run}`;
+  await admin.fill('input[name=name]', name);
+  await admin.selectOption('select[name=channel]', 'email');
+  await admin.fill('input[name=subject]', 'Hello {{ name }}');
+  await admin.fill('textarea[name=body]', 'Your order {{ number }} is on its way.');
+  await admin.fill('input[name=variables]', 'name, number');
+  await Promise.all([admin.waitForURL(/\/admin\/notifications\?edit=/), admin.getByRole('button', { name: 'Save', exact: true }).click()]);
+  check(await admin.locator('tr.template', { hasText: name }).count() === 1, `the templates do not list ${name}`);
+  check(await admin.inputValue('input[name=name]') === name, 'the saved template is not in the form');
+  await admin.fill('textarea[name=data]', '{"name": "Ada", "number": "1001"}');
+  await Promise.all([
+    admin.waitForURL(/\/admin\/notifications\/preview$/),
+    admin.getByRole('button', { name: 'Preview saved version' }).click(),
+  ]);
+  const preview = await text(admin.locator('.preview'));
+  check(preview.includes('Hello Ada') && preview.includes('1001'), `the preview shows "${preview}"`);
+  check(await admin.locator('tr.notification').count() > 0, 'the delivery log is empty beside the preview');
+  await shot(admin, 'admin-notifications');
+});
+
+let failed = false;
+try {
+  for (const { name, body } of scenarios) {
+    const started = Date.now();
+    try {
+      await body();
+      console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    } catch (error) {
+      failed = true;
+      console.log(`FAIL ${name}\n     ${error instanceof Failure ? error.message : error.stack}`);
+      if (current && !current.isClosed()) {
+        console.log(`     at ${current.url()}; screenshot ${join(SHOTS, 'failure.png')}`);
+        await shot(current, 'failure').catch(() => {});
+      }
+      break;
+    }
+  }
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
