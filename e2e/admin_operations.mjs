@@ -3,50 +3,13 @@
 //
 //   MERCATO_URL=http://127.0.0.1:8080 ADMIN_EMAIL=… ADMIN_PASSWORD=… SCREENSHOTS=dir node admin_operations.mjs
 //
-// Places a few orders through the storefront first so the dashboard has data. Uses the system
-// chromium (CHROMIUM, default /usr/bin/chromium) through playwright-core; never downloads a
-// browser. Exits non-zero on the first failed check, after a screenshot (failure.png).
+// Places a few orders through the storefront first so the dashboard has data.
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  alerts, browser, card, check, open, run, runScenarios, scenario, shot, signInAdmin, text,
+} from './lib/harness.mjs';
 
-const BASE = (process.env.MERCATO_URL ?? '').replace(/\/$/, '');
-const ADMIN_EMAIL = process.env.ADMIN_EMAIL ?? '';
-const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? '';
-const SHOTS = process.env.SCREENSHOTS ?? 'screenshots';
-const EXECUTABLE = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const WAIT_MS = 15_000;
-
-if (!BASE || !ADMIN_EMAIL || !ADMIN_PASSWORD) {
-  console.error('MERCATO_URL, ADMIN_EMAIL and ADMIN_PASSWORD are required');
-  process.exit(2);
-}
-mkdirSync(SHOTS, { recursive: true });
-
-class Failure extends Error {}
-function check(ok, message) {
-  if (!ok) throw new Failure(message);
-}
-
-const run = Date.now().toString(36);
-const card = { ok: '4242 4242 4242 4242', declined: '4000 0000 0000 0002', exp: '12/30', cvc: '123' };
-let current = null; // the page a failure is screenshotted from
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function open(page, path) {
-  current = page;
-  const response = await page.goto(BASE + path);
-  check(response && response.ok(), `GET ${path} answered ${response?.status()} (${page.url()})`);
-  return response;
-}
-
-async function text(locator) {
-  return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
-}
 
 /** Puts the first product in stock into the cart and pays with `number`. */
 async function placeOrder(page, email, number) {
@@ -78,41 +41,9 @@ async function placeOrder(page, email, number) {
   ]);
 }
 
-/** The page's error notices ('' when there is none). */
-async function alerts(page) {
-  return (await page.locator('main [role=alert]').allTextContents()).join(' | ').trim();
-}
-
-async function signInAdmin(page, next) {
-  await open(page, `/login?next=${encodeURIComponent(next)}`);
-  await page.fill('input[name=email]', ADMIN_EMAIL);
-  await page.fill('input[name=password]', ADMIN_PASSWORD);
-  await Promise.all([
-    page.waitForURL((url) => url.pathname !== '/login'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
-  check(new URL(page.url()).pathname === next, `admin sign-in landed on ${page.url()}, expected ${next}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: EXECUTABLE,
-  headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
-});
-const scenarios = [];
-const scenario = (name, body) => scenarios.push({ name, body });
 let admin = null; // the signed-in admin's page
 
-scenario('a. anonymous visitors of the admin sign in first', async () => {
-  const anonymous = await browser.newContext();
-  const visit = await anonymous.newPage();
-  current = visit;
-  await visit.goto(`${BASE}/admin/inventory`);
-  check(new URL(visit.url()).pathname === '/login', `an anonymous /admin/inventory landed on ${visit.url()}`);
-  await anonymous.close();
-});
-
-scenario('b. shoppers place orders (two paid, one declined)', async () => {
+scenario('a. shoppers place orders (two paid, one declined)', async () => {
   for (const [i, number] of [card.ok, card.ok, card.declined].entries()) {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -124,7 +55,7 @@ scenario('b. shoppers place orders (two paid, one declined)', async () => {
   }
 });
 
-scenario('c. the dashboard charts sales, orders and conversion', async () => {
+scenario('b. the dashboard charts sales, orders and conversion', async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   admin = await context.newPage();
   await signInAdmin(admin, '/admin');
@@ -140,7 +71,7 @@ scenario('c. the dashboard charts sales, orders and conversion', async () => {
   await shot(admin, 'admin-dashboard');
 });
 
-scenario('d. inventory: +7 on a demo SKU, its movements, the low-stock list', async () => {
+scenario('c. inventory: +7 on a demo SKU, its movements, the low-stock list', async () => {
   await open(admin, '/admin/inventory');
   check(await admin.getByRole('heading', { name: 'Low stock' }).count() === 1, 'no low-stock list');
   const stocked = await admin.locator('tr[data-sku]').evaluateAll((trs) =>
@@ -166,7 +97,7 @@ scenario('d. inventory: +7 on a demo SKU, its movements, the low-stock list', as
   await shot(admin, 'admin-inventory');
 });
 
-scenario('e. payments: the list, its status filter and the review buttons', async () => {
+scenario('d. payments: the list, its status filter and the review buttons', async () => {
   await open(admin, '/admin/payments');
   const rows = await admin.locator('tr.payment').count();
   check(rows >= 2, `the payments page lists ${rows} payments, expected the orders' ones`);
@@ -179,14 +110,14 @@ scenario('e. payments: the list, its status filter and the review buttons', asyn
   check(await admin.getByRole('button', { name: 'Approve' }).count() === held, 'a held payment has no Approve button');
 });
 
-scenario('f. customers, with links to their orders', async () => {
+scenario('e. customers, with links to their orders', async () => {
   await open(admin, '/admin/customers');
   check(await admin.locator('tbody tr').count() > 0, 'the customers page lists nobody');
   check(await admin.locator('a[href^="/admin/orders?email="]').count() > 0, 'no customer links to their orders');
   await shot(admin, 'admin-customers');
 });
 
-scenario('g. notifications: delivery log, a new template and its preview', async () => {
+scenario('f. notifications: delivery log, a new template and its preview', async () => {
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
     await open(admin, '/admin/notifications');
@@ -214,24 +145,4 @@ scenario('g. notifications: delivery log, a new template and its preview', async
   await shot(admin, 'admin-notifications');
 });
 
-let failed = false;
-try {
-  for (const { name, body } of scenarios) {
-    const started = Date.now();
-    try {
-      await body();
-      console.log(`ok   ${name} (${Date.now() - started} ms)`);
-    } catch (error) {
-      failed = true;
-      console.log(`FAIL ${name}\n     ${error instanceof Failure ? error.message : error.stack}`);
-      if (current && !current.isClosed()) {
-        console.log(`     at ${current.url()}; screenshot ${join(SHOTS, 'failure.png')}`);
-        await shot(current, 'failure').catch(() => {});
-      }
-      break;
-    }
-  }
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+await runScenarios();

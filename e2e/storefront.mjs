@@ -6,48 +6,14 @@
 // /usr/bin/chromium) through playwright-core; never downloads a browser. Exits non-zero on the
 // first failed check, after a screenshot of the page it failed on (failure.png).
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  ADMIN_EMAIL, ADMIN_PASSWORD, BASE, browser, card, check, open, run, runScenarios, scenario, shot, signInAdmin, text, watch,
+} from './lib/harness.mjs';
 
-const BASE = (process.env.MERCATO_URL ?? '').replace(/\/$/, '');
-const ADMIN_EMAIL = process.env.ADMIN_EMAIL ?? '';
-const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? '';
-const SHOTS = process.env.SCREENSHOTS ?? 'screenshots';
-const EXECUTABLE = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const PAGE_BUDGET = 100 * 1024;
 const MAIL_WAIT_MS = 15_000;
 
-if (!BASE || !ADMIN_EMAIL || !ADMIN_PASSWORD) {
-  console.error('MERCATO_URL, ADMIN_EMAIL and ADMIN_PASSWORD are required');
-  process.exit(2);
-}
-mkdirSync(SHOTS, { recursive: true });
-
-class Failure extends Error {}
-function check(ok, message) {
-  if (!ok) throw new Failure(message);
-}
-
-const run = Date.now().toString(36);
 const shopper = `shopper-${run}@example.com`;
-const card = { ok: '4242 4242 4242 4242', declined: '4000 0000 0000 0002', exp: '12/30', cvc: '123' };
-let current = null; // the page a failure is screenshotted from
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function open(page, path) {
-  current = page;
-  const response = await page.goto(BASE + path);
-  check(response && response.ok(), `GET ${path} answered ${response?.status()} (${page.url()})`);
-  return response;
-}
-
-async function text(locator) {
-  return ((await locator.textContent()) ?? '').replace(/\s+/g, ' ').trim();
-}
 
 /** Adds the first available variant of the product open in `page` to the cart. */
 async function addToCart(page) {
@@ -81,17 +47,6 @@ async function fillCheckout(page, email, number) {
   await page.fill('input[name=cvc]', card.cvc);
 }
 
-async function signInAdmin(page, next) {
-  await open(page, `/login?next=${encodeURIComponent(next)}`);
-  await page.fill('input[name=email]', ADMIN_EMAIL);
-  await page.fill('input[name=password]', ADMIN_PASSWORD);
-  await Promise.all([
-    page.waitForURL((url) => url.pathname !== '/login'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
-  ]);
-  check(new URL(page.url()).pathname === next, `admin sign-in landed on ${page.url()}, expected ${next}`);
-}
-
 async function noHorizontalOverflow(page, what) {
   const { scrollWidth, innerWidth } = await page.evaluate(() => ({
     scrollWidth: document.documentElement.scrollWidth,
@@ -100,13 +55,6 @@ async function noHorizontalOverflow(page, what) {
   check(scrollWidth <= innerWidth, `${what} overflows horizontally on a phone: scrollWidth ${scrollWidth} > innerWidth ${innerWidth}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: EXECUTABLE,
-  headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
-});
-const scenarios = [];
-const scenario = (name, body) => scenarios.push({ name, body });
 const state = {};
 
 scenario('a. search, add to cart, pay, receipt in the mailbox', async () => {
@@ -156,7 +104,7 @@ scenario('a. search, add to cart, pay, receipt in the mailbox', async () => {
   const deadline = Date.now() + MAIL_WAIT_MS;
   let receipt = 0;
   for (;;) {
-    current = mailPage;
+    watch(mailPage);
     const response = await mailPage.goto(`${BASE}/admin/mail`);
     check(response.ok(), `/admin/mail answers ${response.status()} to the signed-in admin (the admin nav links to it): ${(await response.text()).slice(0, 200)}`);
     receipt = await mailPage.locator('article', { hasText: `To ${shopper}` }).filter({ hasText: state.orderNumber }).count();
@@ -333,7 +281,7 @@ scenario('g. account: sign up, preferences, password reset by emailed code', asy
   await admin.close();
   check(code, `no password reset code for ${email} in /admin/mail`);
 
-  current = page;
+  watch(page);
   await page.fill('input[name=token]', code);
   await page.fill('input[name=new_password]', 'second-password-42');
   await Promise.all([page.waitForURL(/\/login/), page.getByRole('button', { name: 'Set the new password' }).click()]);
@@ -347,7 +295,7 @@ scenario('g. account: sign up, preferences, password reset by emailed code', asy
 scenario('h. admin: stock adjustments, low stock, customers; anonymous visitors sign in first', async () => {
   const anonymous = await browser.newContext();
   const visit = await anonymous.newPage();
-  current = visit;
+  watch(visit);
   await visit.goto(`${BASE}/admin/inventory`);
   check(new URL(visit.url()).pathname === '/login', `an anonymous /admin/inventory landed on ${visit.url()}`);
   await anonymous.close();
@@ -375,24 +323,4 @@ scenario('h. admin: stock adjustments, low stock, customers; anonymous visitors 
   await admin.close();
 });
 
-let failed = false;
-try {
-  for (const { name, body } of scenarios) {
-    const started = Date.now();
-    try {
-      await body();
-      console.log(`ok   ${name} (${Date.now() - started} ms)`);
-    } catch (error) {
-      failed = true;
-      console.log(`FAIL ${name}\n     ${error instanceof Failure ? error.message : error.stack}`);
-      if (current && !current.isClosed()) {
-        console.log(`     at ${current.url()}; screenshot ${join(SHOTS, 'failure.png')}`);
-        await shot(current, 'failure').catch(() => {});
-      }
-      break;
-    }
-  }
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+await runScenarios();

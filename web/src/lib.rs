@@ -138,18 +138,20 @@ impl Page {
 
     /// The error page with `status` and `message`.
     pub(crate) fn error(state: &WebState, visitor: &Visitor, status: u16, message: &str) -> Self {
-        let mut page = Self::render(
+        Self::render(
             state,
             visitor,
             "error.html",
             minijinja::context! { status, message },
-        );
-        page.status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        page
+        )
+        .with_status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
     }
 
+    /// Answers with `status`, unless the page failed to render: that stays a 500.
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
+        if self.status != StatusCode::INTERNAL_SERVER_ERROR {
+            self.status = status;
+        }
         self
     }
 }

@@ -99,6 +99,9 @@ pub(crate) fn environment(theme: Option<PathBuf>) -> Environment<'static> {
             .map(|(_, text)| (*text).to_owned()))
     });
     env.add_filter("money", money);
+    env.add_filter("major", |amount: Value| {
+        major(i64::try_from(amount).unwrap_or(0))
+    });
     env
 }
 
@@ -107,17 +110,24 @@ fn money(amount: Value, currency: Option<String>) -> String {
     let minor = i64::try_from(amount).unwrap_or(0);
     let currency = currency.unwrap_or_else(|| "EUR".to_owned());
     let sign = if minor < 0 { "-" } else { "" };
-    let units = format!(
-        "{}.{:02}",
-        minor.unsigned_abs() / 100,
-        minor.unsigned_abs() % 100
-    );
+    let units = major(minor);
+    let units = units.trim_start_matches('-');
     match currency.as_str() {
         "EUR" => format!("{sign}€{units}"),
         "USD" => format!("{sign}${units}"),
         "GBP" => format!("{sign}£{units}"),
         other => format!("{sign}{units} {other}"),
     }
+}
+
+/// `{{ amount | major }}`: minor units as `12.50`, the way a form field takes them back.
+fn major(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02}",
+        minor.unsigned_abs() / 100,
+        minor.unsigned_abs() % 100
+    )
 }
 
 #[cfg(test)]
@@ -138,6 +148,7 @@ mod tests {
         assert_eq!(money(Value::from(1250), Some("EUR".into())), "€12.50");
         assert_eq!(money(Value::from(-5), Some("USD".into())), "-$0.05");
         assert_eq!(money(Value::from(100), Some("CHF".into())), "1.00 CHF");
+        assert_eq!(major(1205), "12.05");
     }
 
     #[test]

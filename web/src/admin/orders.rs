@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::staff;
+use super::{parse_amount, staff};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::{Page, WebState, see_other};
@@ -198,35 +198,4 @@ pub(crate) async fn mail(State(state): State<WebState>, visitor: Visitor) -> Res
         json!({ "me": me, "mails": mails, "error": error }),
     )
     .into_response()
-}
-
-/// `12.50` (major units) as 1250 minor units.
-fn parse_amount(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let (units, cents) = text.split_once(['.', ',']).unwrap_or((text, "0"));
-    let units: i64 = units.parse().ok().filter(|u| *u >= 0)?;
-    let cents: i64 = match cents.len() {
-        1 => cents.parse::<i64>().ok()? * 10,
-        2 => cents.parse().ok()?,
-        _ => return None,
-    };
-    units
-        .checked_mul(100)?
-        .checked_add(cents)
-        .filter(|a| *a > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_read_in_major_units() {
-        assert_eq!(parse_amount("12.50"), Some(1250));
-        assert_eq!(parse_amount("3,5"), Some(350));
-        assert_eq!(parse_amount("7"), Some(700));
-        assert_eq!(parse_amount("0"), None);
-        assert_eq!(parse_amount("-1"), None);
-        assert_eq!(parse_amount("1.234"), None);
-    }
 }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use mercato_kernel::auth::{Claims, MaybeClaims, RequireRole, Role, Staff};
-use mercato_kernel::error::{ApiError, Json, Path, Problem, Query};
+use mercato_kernel::error::{ApiError, FieldError, Json, Path, Problem, Query};
 use mercato_kernel::id::parse_id;
 use mercato_kernel::pagination::{Page, PageParams};
 use serde::Deserialize;
@@ -76,6 +76,8 @@ pub struct ListParams {
     pub status: Option<ProductStatus>,
     /// Exact brand.
     pub brand: Option<String>,
+    /// Text the title contains, ignoring case (≤ 200 characters).
+    pub q: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/products", tag = "products", params(ListParams),
@@ -100,10 +102,22 @@ async fn list_products(
         Some(key) => Some(category_ops::get(&state.db, key).await?.path),
         None => None,
     };
+    let title_contains = match params.q.as_deref().map(str::trim) {
+        Some(q) if q.chars().count() > 200 => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "q",
+                "too_long",
+                "at most 200 characters",
+            )]));
+        }
+        Some("") | None => None,
+        Some(q) => Some(q.to_owned()),
+    };
     let filter = ProductFilter {
         category_path,
         status,
         brand: params.brand,
+        title_contains,
     };
     let mut conn = state.db.pool().acquire().await?;
     let rows = store::list(&mut conn, &filter, &page).await?;

@@ -17,6 +17,8 @@ pub struct ProductFilter {
     pub status: Option<ProductStatus>,
     /// Only this brand.
     pub brand: Option<String>,
+    /// Only titles containing this, ignoring case.
+    pub title_contains: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -275,6 +277,19 @@ pub async fn list(
     if let Some(brand) = &filter.brand {
         args.push(brand.clone());
         sql.push_str(&format!(" AND brand = ${}", args.len()));
+    }
+    if let Some(text) = &filter.title_contains {
+        // The text is matched literally: its own `%`, `_` and `\` are escaped.
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(format!("%{escaped}%"));
+        sql.push_str(&format!(
+            " AND LOWER(title) LIKE ${} ESCAPE '\\'",
+            args.len()
+        ));
     }
     sql.push_str(&format!(" ORDER BY id LIMIT {}", page.fetch_limit()));
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));

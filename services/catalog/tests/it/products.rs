@@ -325,6 +325,36 @@ async fn pages_have_no_duplicates_or_gaps_and_filter_by_brand() {
             .get_public("/api/v1/products?brand=Fjord%20Goods&limit=100")
             .await;
         assert_eq!(fjord.body["data"].as_array().unwrap().len(), 5);
+        // Title search ignores case and takes `%` and `_` literally.
+        let titles = |path: &'static str| {
+            let app = &app;
+            async move {
+                let page = app.get_public(path).await;
+                assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+                let mut titles: Vec<String> = page.body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["title"].as_str().unwrap().to_owned())
+                    .collect();
+                titles.sort();
+                titles
+            }
+        };
+        assert_eq!(
+            titles("/api/v1/products?q=ITEM%202").await,
+            [
+                "Item 2", "Item 20", "Item 21", "Item 22", "Item 23", "Item 24"
+            ]
+        );
+        assert!(titles("/api/v1/products?q=item%25").await.is_empty());
+        assert!(titles("/api/v1/products?q=item_").await.is_empty());
+        assert_eq!(
+            app.get_public(&format!("/api/v1/products?q={}", "x".repeat(201)))
+                .await
+                .status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(
             app.get_public("/api/v1/products?limit=0").await.status,
             StatusCode::UNPROCESSABLE_ENTITY
