@@ -39,8 +39,89 @@ export function watch(page) {
   current = page;
 }
 
-export async function shot(page, name) {
+async function screenshot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Saves a screenshot of `page` as `name`.png, then checks that the page is accessible. */
+export async function shot(page, name) {
+  await screenshot(page, name);
+  await checkAccessible(page, name);
+}
+
+/**
+ * Checks what a page owes every visitor: a language, one h1, a name for every form control,
+ * button and image, no tab order forced by positive tabindex, a skip link first in the tab
+ * order, and text contrast of at least 4.5:1 (3:1 for large text) against its background.
+ */
+export async function checkAccessible(page, what) {
+  const problems = await page.evaluate(() => {
+    const found = [];
+    const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const describe = (el) => `<${el.tagName.toLowerCase()}${el.name ? ` name=${el.name}` : ''}${el.id ? ` id=${el.id}` : ''}>`;
+    if (!document.documentElement.lang) found.push('the page has no lang');
+    const h1 = document.querySelectorAll('h1').length;
+    if (h1 !== 1) found.push(`${h1} h1 headings`);
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (el.type === 'hidden' || !visible(el)) continue;
+      const named = el.labels?.length > 0 || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+      if (!named) found.push(`${describe(el)} has no label`);
+    }
+    for (const el of document.querySelectorAll('button, a[href]')) {
+      if (!visible(el)) continue;
+      if (!(el.textContent.trim() || el.getAttribute('aria-label') || el.querySelector('img[alt]:not([alt=""])'))) {
+        found.push(`${describe(el)} has no accessible name`);
+      }
+    }
+    for (const img of document.querySelectorAll('img')) {
+      if (!img.hasAttribute('alt')) found.push(`<img src=${img.getAttribute('src')}> has no alt`);
+    }
+    for (const el of document.querySelectorAll('[tabindex]')) {
+      if (Number(el.getAttribute('tabindex')) > 0) found.push(`${describe(el)} forces the tab order`);
+    }
+    // Relative luminance and contrast as WCAG 2 defines them.
+    const rgba = (text) => (text.match(/[\d.]+/g) ?? []).map(Number);
+    const luminance = ([r, g, b]) => {
+      const c = [r, g, b].map((v) => v / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const background = (el) => {
+      for (let node = el; node; node = node.parentElement) {
+        const [r, g, b, a = 1] = rgba(getComputedStyle(node).backgroundColor);
+        if (a > 0.5) return [r, g, b];
+      }
+      return [255, 255, 255];
+    };
+    const seen = new Set();
+    for (const el of document.querySelectorAll('body *')) {
+      const ownText = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+      if (!ownText || !visible(el) || el.closest('[aria-hidden=true]')) continue;
+      const style = getComputedStyle(el);
+      const fg = rgba(style.color);
+      const ratio = (() => {
+        const [l1, l2] = [luminance(fg), luminance(background(el))].sort((a, b) => b - a);
+        return (l1 + 0.05) / (l2 + 0.05);
+      })();
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) {
+        const key = `${style.color} on ${background(el)}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          found.push(`${describe(el)} “${el.textContent.trim().slice(0, 30)}”: contrast ${ratio.toFixed(2)}:1 (${key})`);
+        }
+      }
+    }
+    return found;
+  });
+  check(problems.length === 0, `${what} is not accessible:\n       ${problems.join('\n       ')}`);
+  // Without positive tabindex the tab order is the document order: the skip link must lead it,
+  // so keyboard users pass the header at once.
+  const first = await page.evaluate(() => {
+    const focusable = 'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select, textarea, [tabindex]';
+    return document.querySelector(focusable)?.className ?? '';
+  });
+  check(first.includes('skip'), `${what}: the first focusable element is "${first}", not the skip link`);
 }
 
 export async function open(page, path) {
@@ -93,7 +174,7 @@ export async function runScenarios() {
         console.log(`FAIL ${name}\n     ${error instanceof Failure ? error.message : error.stack}`);
         if (current && !current.isClosed()) {
           console.log(`     at ${current.url()}; screenshot ${join(SHOTS, 'failure.png')}`);
-          await shot(current, 'failure').catch(() => {});
+          await screenshot(current, 'failure').catch(() => {});
         }
         break;
       }
