@@ -239,7 +239,7 @@ scenario('f. page weight: HTML + JS under 100 KB', async () => {
   await context.close();
 });
 
-scenario('g. account: sign up, preferences, password reset by emailed code', async () => {
+scenario('g. account: sign up, preferences, an address offered at checkout, password reset by emailed code', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const email = `member-${run}@example.com`;
@@ -256,7 +256,26 @@ scenario('g. account: sign up, preferences, password reset by emailed code', asy
   await Promise.all([page.waitForURL(/\/account/), page.getByRole('button', { name: 'Save' }).click()]);
   check(!(await page.isChecked('input[name=sms]')), 'turning text messages off did not stick');
   check(await page.isChecked('input[name=email]'), 'email offers were turned off without being asked');
+
+  await page.locator('summary', { hasText: 'Add an address' }).click();
+  const book = page.locator('form[action="/account/addresses"]');
+  await book.locator('input[name=label]').fill('Home');
+  await book.locator('input[name=line1]').fill('Invalidenstraße 7');
+  await book.locator('input[name=city]').fill('Berlin');
+  await book.locator('input[name=postal_code]').fill('10115');
+  await Promise.all([page.waitForURL(/\/account/), book.getByRole('button', { name: 'Save address' }).click()]);
+  check(await page.locator('li.saved-address', { hasText: 'Invalidenstraße 7' }).count() === 1, 'the saved address is not in the account');
   await shot(page, 'account');
+
+  await open(page, '/');
+  await Promise.all([
+    page.waitForURL(/\/products\//),
+    page.locator('li.card.product', { hasText: 'In stock' }).first().locator('a').first().click(),
+  ]);
+  await addToCart(page);
+  await open(page, '/checkout');
+  check(await page.inputValue('input[name=line1]') === 'Invalidenstraße 7', 'checkout does not offer the saved address');
+  check(await page.inputValue('input[name=name]') === 'Grace Hopper', 'checkout does not fill in the saved name');
 
   await page.getByRole('button', { name: 'Sign out' }).click();
   await open(page, '/login');

@@ -1,7 +1,7 @@
 //! The shopper's account: sign up, sign in and out, password reset, orders, addresses,
 //! notification preferences and the in-app inbox.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -177,13 +177,14 @@ pub(crate) async fn account(State(state): State<WebState>, visitor: Visitor) -> 
         .for_visitor(&visitor)
         .send(&state.api)
         .await;
+    let addresses = saved_addresses(&state, &visitor).await;
     Page::render(
         &state,
         &visitor,
         "shop/account.html",
         json!({
             "me": me.body,
-            "addresses": addresses(&orders),
+            "addresses": addresses,
             "orders": orders,
             "marketing": marketing_choices(&preferences.body),
             "inbox": inbox.body,
@@ -192,16 +193,88 @@ pub(crate) async fn account(State(state): State<WebState>, visitor: Visitor) -> 
     .into_response()
 }
 
-/// The distinct shipping addresses of `orders`, newest first: the shopper's address book.
-fn addresses(orders: &Value) -> Vec<Value> {
-    let mut seen: Vec<Value> = Vec::new();
-    for order in orders.as_array().into_iter().flatten() {
-        let address = &order["shipping_address"];
-        if address.is_object() && !seen.contains(address) {
-            seen.push(address.clone());
-        }
+/// The signed-in visitor's address book, newest first (empty for anyone else).
+pub(crate) async fn saved_addresses(state: &WebState, visitor: &Visitor) -> Vec<Value> {
+    if visitor.token.is_none() {
+        return Vec::new();
     }
-    seen
+    let answer = Call::get("/api/v1/users/me/addresses")
+        .for_visitor(visitor)
+        .send(&state.api)
+        .await;
+    answer.body.as_array().cloned().unwrap_or_default()
+}
+
+/// Fields of the new-address form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct AddressForm {
+    pub(crate) label: String,
+    pub(crate) name: String,
+    pub(crate) line1: String,
+    pub(crate) line2: String,
+    pub(crate) city: String,
+    pub(crate) postal_code: String,
+    pub(crate) country: String,
+}
+
+impl AddressForm {
+    /// The address as the API takes it; an empty second line is left out.
+    pub(crate) fn address(&self) -> Value {
+        let mut address = json!({
+            "name": self.name.trim(),
+            "line1": self.line1.trim(),
+            "city": self.city.trim(),
+            "postal_code": self.postal_code.trim(),
+            "country": self.country.trim().to_ascii_uppercase(),
+        });
+        if !self.line2.trim().is_empty() {
+            address["line2"] = Value::from(self.line2.trim());
+        }
+        address
+    }
+}
+
+pub(crate) async fn add_address(
+    State(state): State<WebState>,
+    form: Form<AddressForm>,
+) -> Response {
+    let Form { visitor, fields } = form;
+    if visitor.token.is_none() {
+        return see_other("/login?next=/account", Vec::new());
+    }
+    let answer = Call::new(Method::POST, "/api/v1/users/me/addresses")
+        .json(json!({ "label": fields.label.trim(), "address": fields.address() }))
+        .for_visitor(&visitor)
+        .send(&state.api)
+        .await;
+    if !answer.ok() {
+        let message = format!("The address was not saved: {}", answer.message());
+        return Page::error(&state, &visitor, 422, &message).into_response();
+    }
+    see_other("/account#addresses-heading", Vec::new())
+}
+
+pub(crate) async fn delete_address(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: Form<AddressForm>,
+) -> Response {
+    let Form { visitor, .. } = form;
+    if visitor.token.is_none() {
+        return see_other("/login?next=/account", Vec::new());
+    }
+    let answer = Call::new(
+        Method::DELETE,
+        format!("/api/v1/users/me/addresses/{}", segment(&id)),
+    )
+    .for_visitor(&visitor)
+    .send(&state.api)
+    .await;
+    if !answer.ok() {
+        return Page::error(&state, &visitor, 404, "There is no such address.").into_response();
+    }
+    see_other("/account#addresses-heading", Vec::new())
 }
 
 /// Per channel, whether marketing messages are wanted (unset: yes).
@@ -328,19 +401,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_address_leaves_out_an_empty_second_line() {
+        let form = AddressForm {
+            name: " Ada ".into(),
+            line2: " ".into(),
+            country: "de".into(),
+            ..AddressForm::default()
+        };
+        let address = form.address();
+        assert_eq!(address["name"], "Ada");
+        assert_eq!(address["country"], "DE");
+        assert!(address.get("line2").is_none());
+    }
+
+    #[test]
     fn next_never_leaves_the_shop() {
         assert_eq!(local_path("/cart"), "/cart");
         assert_eq!(local_path("//evil.example"), "/account");
         assert_eq!(local_path("https://evil.example"), "/account");
         assert_eq!(local_path("/\\evil"), "/account");
-    }
-
-    #[test]
-    fn the_address_book_holds_each_address_once() {
-        let a = json!({ "name": "A", "city": "Berlin" });
-        let b = json!({ "name": "B", "city": "Paris" });
-        let orders = json!([{ "shipping_address": a }, { "shipping_address": b }, { "shipping_address": a }]);
-        assert_eq!(addresses(&orders), vec![a, b]);
     }
 
     #[test]

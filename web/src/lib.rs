@@ -76,6 +76,11 @@ pub fn web(config: WebConfig) -> Web {
         .route("/logout", post(account::logout))
         .route("/account", get(account::account))
         .route("/account/preferences", post(account::save_preferences))
+        .route("/account/addresses", post(account::add_address))
+        .route(
+            "/account/addresses/{id}/delete",
+            post(account::delete_address),
+        )
         .route(
             "/password-reset",
             get(account::reset_form).post(account::reset),

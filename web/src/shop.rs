@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::account::{AddressForm, saved_addresses};
 use crate::api::{Answer, Call};
 use crate::session::{CART, Form, Visitor, set_cookie};
 use crate::{Page, WebState, see_other};
@@ -412,6 +413,8 @@ pub(crate) struct CheckoutForm {
     city: String,
     postal_code: String,
     country: String,
+    /// Checked: a signed-in shopper keeps this address in their address book.
+    save_address: String,
     #[serde(skip_serializing)]
     card_number: String,
     exp: String,
@@ -421,11 +424,37 @@ pub(crate) struct CheckoutForm {
     attempt: String,
 }
 
+impl CheckoutForm {
+    /// The shipping address as an address form.
+    fn shipping(&self) -> AddressForm {
+        AddressForm {
+            name: self.name.clone(),
+            line1: self.line1.clone(),
+            city: self.city.clone(),
+            postal_code: self.postal_code.clone(),
+            country: self.country.clone(),
+            ..AddressForm::default()
+        }
+    }
+}
+
 fn checkout_page(
     state: &WebState,
     visitor: &Visitor,
     cart: &Value,
     form: &CheckoutForm,
+    error: Option<String>,
+) -> Page {
+    checkout_page_with(state, visitor, cart, form, &[], error)
+}
+
+/// The checkout form, offering the shopper's `saved` addresses.
+fn checkout_page_with(
+    state: &WebState,
+    visitor: &Visitor,
+    cart: &Value,
+    form: &CheckoutForm,
+    saved: &[Value],
     error: Option<String>,
 ) -> Page {
     let attempt = hex::encode(rand::random::<[u8; 16]>());
@@ -438,12 +467,26 @@ fn checkout_page(
         state,
         visitor,
         "shop/checkout.html",
-        json!({ "cart": cart, "form": form, "attempt": attempt, "error": error }),
+        json!({
+            "cart": cart, "form": form, "attempt": attempt, "error": error,
+            "saved": saved, "signed_in_shopper": visitor.token.is_some(),
+        }),
     )
     .with_status(status)
 }
 
-pub(crate) async fn checkout_form(State(state): State<WebState>, visitor: Visitor) -> Response {
+/// Query of the checkout form: which saved address to fill in.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct CheckoutQuery {
+    address: String,
+}
+
+pub(crate) async fn checkout_form(
+    State(state): State<WebState>,
+    visitor: Visitor,
+    Query(query): Query<CheckoutQuery>,
+) -> Response {
     let Some(cart) = open_cart(&state, &visitor).await else {
         return see_other("/cart", Vec::new());
     };
@@ -454,7 +497,22 @@ pub(crate) async fn checkout_form(State(state): State<WebState>, visitor: Visito
     if let Some(email) = cart["email"].as_str() {
         email.clone_into(&mut form.email);
     }
-    checkout_page(&state, &visitor, &cart, &form, None).into_response()
+    // The chosen saved address, else the newest one, is filled in.
+    let saved = saved_addresses(&state, &visitor).await;
+    let chosen = saved
+        .iter()
+        .find(|a| a["id"] == query.address.as_str())
+        .or_else(|| saved.first());
+    if let Some(chosen) = chosen {
+        let address = &chosen["address"];
+        let text = |key: &str| address[key].as_str().unwrap_or_default().to_owned();
+        form.name = text("name");
+        form.line1 = text("line1");
+        form.city = text("city");
+        form.postal_code = text("postal_code");
+        form.country = text("country");
+    }
+    checkout_page_with(&state, &visitor, &cart, &form, &saved, None).into_response()
 }
 
 /// `MM/YY` or `MM/YYYY` as (month, four-digit year).
@@ -489,13 +547,7 @@ pub(crate) async fn checkout(State(state): State<WebState>, form: Form<CheckoutF
     let body = json!({
         "cart_id": cart_id,
         "email": fields.email.trim(),
-        "shipping_address": {
-            "name": fields.name.trim(),
-            "line1": fields.line1.trim(),
-            "city": fields.city.trim(),
-            "postal_code": fields.postal_code.trim(),
-            "country": fields.country.trim().to_ascii_uppercase(),
-        },
+        "shipping_address": fields.shipping().address(),
         "payment_method": {
             "type": "card",
             "card": {
@@ -536,6 +588,9 @@ pub(crate) async fn checkout(State(state): State<WebState>, form: Form<CheckoutF
         }
         return page.into_response();
     }
+    if fields.save_address == "on" {
+        save_address(&state, &visitor, fields.shipping().address()).await;
+    }
     let forget_cart = set_cookie(&state, CART, "", Some(0)).into_iter().collect();
     let location = format!(
         "/orders/{}?{}",
@@ -546,6 +601,23 @@ pub(crate) async fn checkout(State(state): State<WebState>, form: Form<CheckoutF
         ])
     );
     see_other(&location, forget_cart)
+}
+
+/// Keeps `address` in the signed-in shopper's address book unless it is there already. The
+/// order is placed either way: a full book only means it is not kept.
+async fn save_address(state: &WebState, visitor: &Visitor, address: Value) {
+    let saved = saved_addresses(state, visitor).await;
+    if visitor.token.is_none() || saved.iter().any(|a| a["address"] == address) {
+        return;
+    }
+    let answer = Call::new(Method::POST, "/api/v1/users/me/addresses")
+        .json(json!({ "address": address }))
+        .for_visitor(visitor)
+        .send(&state.api)
+        .await;
+    if !answer.ok() {
+        tracing::info!(status = %answer.status, "the checkout address was not saved");
+    }
 }
 
 /// A new open cart holding what `old` held (items and coupon), or `None` if it cannot be made.

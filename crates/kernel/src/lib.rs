@@ -1,6 +1,7 @@
 //! The kernel every Mercato service is built on: configuration, errors, auth, ids, money,
 //! pagination, telemetry, health, idempotency and the HTTP server bootstrap.
 
+pub mod address;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -1,5 +1,6 @@
 //! HTTP handlers of the identity service.
 
+mod addresses;
 mod api_keys;
 mod auth;
 mod jwks;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recovery::routes())
         .merge(users::routes())
         .merge(api_keys::routes())
+        .merge(addresses::routes())
         .merge(orgs::routes())
         .with_state(state)
 }
@@ -111,6 +113,7 @@ impl ApiDoc {
         doc.merge(users::Doc::openapi());
         doc.merge(jwks::Doc::openapi());
         doc.merge(api_keys::Doc::openapi());
+        doc.merge(addresses::Doc::openapi());
         doc.merge(orgs::Doc::openapi());
         doc
     }

@@ -1,5 +1,6 @@
 //! SQL for the identity tables; only this service touches them.
 
+pub mod addresses;
 pub mod api_keys;
 pub mod keys;
 pub mod orgs;

@@ -1,6 +1,7 @@
 //! Identity through its HTTP app, on SQLite and (with `TEST_DATABASE_URL`) PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers outside #[test] fns panic on purpose
 
+mod addresses;
 mod api_keys;
 mod auth;
 mod orgs;
