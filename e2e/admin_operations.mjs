@@ -6,7 +6,7 @@
 // Places a few orders through the storefront first so the dashboard has data.
 
 import {
-  alerts, browser, card, check, open, run, runScenarios, scenario, shot, signInAdmin, text,
+  alerts, browser, card, check, fillCheckout, open, run, runScenarios, scenario, shot, signInAdmin, text,
 } from './lib/harness.mjs';
 
 const WAIT_MS = 15_000;
@@ -25,15 +25,7 @@ async function placeOrder(page, email, number) {
   await page.selectOption('#variant', sku);
   await Promise.all([page.waitForURL(/\/cart$/), page.getByRole('button', { name: 'Add to cart' }).click()]);
   await Promise.all([page.waitForURL(/\/checkout$/), page.getByRole('link', { name: 'Check out' }).click()]);
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=name]', 'Ada Lovelace');
-  await page.fill('input[name=line1]', 'Hauptstraße 1');
-  await page.fill('input[name=city]', 'Berlin');
-  await page.fill('input[name=postal_code]', '10115');
-  await page.fill('input[name=country]', 'DE');
-  await page.fill('input[name=card_number]', number);
-  await page.fill('input[name=exp]', card.exp);
-  await page.fill('input[name=cvc]', card.cvc);
+  await fillCheckout(page, email, number);
   await Promise.all([
     page.waitForLoadState('load'),
     page.waitForURL((url) => url.pathname !== '/checkout' || url.search !== '', { timeout: WAIT_MS }).catch(() => {}),

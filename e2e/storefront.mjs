@@ -7,7 +7,7 @@
 // first failed check, after a screenshot of the page it failed on (failure.png).
 
 import {
-  ADMIN_EMAIL, ADMIN_PASSWORD, BASE, browser, card, check, open, run, runScenarios, scenario, shot, signInAdmin, text, watch,
+  ADMIN_EMAIL, ADMIN_PASSWORD, BASE, browser, card, check, fillCheckout, open, run, runScenarios, scenario, shot, signInAdmin, text, watch,
 } from './lib/harness.mjs';
 
 const PAGE_BUDGET = 100 * 1024;
@@ -33,18 +33,6 @@ async function addToCart(page) {
   check(new URL(page.url()).pathname === '/cart', `"Add to cart" landed on ${page.url()}, expected /cart`);
   check(await page.locator('table tbody tr').count() > 0, `cart is empty after "Add to cart" (${page.url()})`);
   return sku;
-}
-
-async function fillCheckout(page, email, number) {
-  await page.fill('input[name=email]', email);
-  await page.fill('input[name=name]', 'Ada Lovelace');
-  await page.fill('input[name=line1]', 'Hauptstraße 1');
-  await page.fill('input[name=city]', 'Berlin');
-  await page.fill('input[name=postal_code]', '10115');
-  await page.fill('input[name=country]', 'DE');
-  await page.fill('input[name=card_number]', number);
-  await page.fill('input[name=exp]', card.exp);
-  await page.fill('input[name=cvc]', card.cvc);
 }
 
 async function noHorizontalOverflow(page, what) {

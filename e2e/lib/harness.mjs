@@ -140,6 +140,19 @@ export async function alerts(page) {
   return (await page.locator('main [role=alert]').allTextContents()).join(' | ').trim();
 }
 
+/** Fills the checkout form with a shopper in Berlin paying with card `number`. */
+export async function fillCheckout(page, email, number) {
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=name]', 'Ada Lovelace');
+  await page.fill('input[name=line1]', 'Hauptstraße 1');
+  await page.fill('input[name=city]', 'Berlin');
+  await page.fill('input[name=postal_code]', '10115');
+  await page.fill('input[name=country]', 'DE');
+  await page.fill('input[name=card_number]', number);
+  await page.fill('input[name=exp]', card.exp);
+  await page.fill('input[name=cvc]', card.cvc);
+}
+
 export async function signInAdmin(page, next) {
   await open(page, `/login?next=${encodeURIComponent(next)}`);
   await page.fill('input[name=email]', ADMIN_EMAIL);

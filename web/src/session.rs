@@ -40,7 +40,7 @@ pub(crate) struct Visitor {
 }
 
 impl Visitor {
-    fn from_parts(parts: &Parts) -> Self {
+    pub(crate) fn from_parts(parts: &Parts) -> Self {
         let cookie = |name: &str| cookie(&parts.headers, name).filter(|v| !v.is_empty());
         let csrf =
             cookie(CSRF).filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -1,16 +1,16 @@
 //! Categories: the tree, with create, rename, move and delete.
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{flat_categories, staff};
+use super::{Staff, flat_categories, status_for, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::segment;
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[(
@@ -73,11 +73,7 @@ async fn categories_page(
         .send(&state.api)
         .await;
     let error = error.or_else(|| (!tree.ok()).then(|| tree.message()));
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -88,11 +84,11 @@ async fn categories_page(
     .into_response()
 }
 
-pub(crate) async fn categories(State(state): State<WebState>, visitor: Visitor) -> Response {
-    let me = match staff(&state, &visitor, "/admin/categories").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
+pub(crate) async fn categories(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    visitor: Visitor,
+) -> Response {
     categories_page(&state, &visitor, &me, None).await
 }
 
@@ -103,22 +99,18 @@ async fn apply(
     me: &Value,
     call: Result<Call<'_>, String>,
 ) -> Response {
-    let answer = match call {
-        Ok(call) => call.for_visitor(visitor).send(&state.api).await,
-        Err(error) => return categories_page(state, visitor, me, Some(error)).await,
-    };
-    if !answer.ok() {
-        return categories_page(state, visitor, me, Some(answer.message())).await;
-    }
-    see_other("/admin/categories", Vec::new())
+    submit(state, visitor, call, "/admin/categories", async |error| {
+        categories_page(state, visitor, me, Some(error)).await
+    })
+    .await
 }
 
-pub(crate) async fn create(State(state): State<WebState>, form: Form<CategoryForm>) -> Response {
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    form: Form<CategoryForm>,
+) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/categories").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let call = fields
         .body()
         .map(|body| Call::new(Method::POST, "/api/v1/categories").json(body));
@@ -127,14 +119,11 @@ pub(crate) async fn create(State(state): State<WebState>, form: Form<CategoryFor
 
 pub(crate) async fn update(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<CategoryForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/categories").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!("/api/v1/categories/{}", segment(&id));
     let call = fields
         .body()
@@ -144,14 +133,11 @@ pub(crate) async fn update(
 
 pub(crate) async fn delete(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<CategoryForm>,
 ) -> Response {
     let Form { visitor, .. } = form;
-    let me = match staff(&state, &visitor, "/admin/categories").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!("/api/v1/categories/{}", segment(&id));
     apply(&state, &visitor, &me, Ok(Call::new(Method::DELETE, path))).await
 }

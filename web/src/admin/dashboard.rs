@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::staff;
+use super::Staff;
 use crate::api::Call;
 use crate::session::Visitor;
 use crate::shop::query_string;
@@ -232,11 +232,11 @@ async fn orders_since(
     Ok((orders, true))
 }
 
-pub(crate) async fn dashboard(State(state): State<WebState>, visitor: Visitor) -> Response {
-    let me = match staff(&state, &visitor, "/admin").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
+pub(crate) async fn dashboard(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    visitor: Visitor,
+) -> Response {
     let days = last_days(today(), DAYS);
     let first = days.first().cloned().unwrap_or_default();
     let last = days.last().cloned().unwrap_or_default();

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::staff;
+use super::Staff;
 use crate::api::Call;
 use crate::session::Visitor;
 use crate::shop::{query_string, segment};
@@ -33,13 +33,10 @@ pub(crate) struct SkuQuery {
 
 pub(crate) async fn sku(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(query): Query<SkuQuery>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/inventory").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let sku = query.sku.trim();
     let warehouses = Call::get("/api/v1/warehouses")
         .for_visitor(&visitor)

@@ -12,12 +12,15 @@ mod promotions;
 mod stock;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::api::Call;
 use crate::session::Visitor;
+use crate::shop::query_string;
 use crate::{Page, WebState, see_other};
 
 /// Templates of every admin page.
@@ -48,33 +51,84 @@ pub(crate) fn routes() -> Router<WebState> {
         .merge(promotions::routes())
 }
 
-/// The signed-in staff member, or the answer for anyone else.
-pub(crate) async fn staff(
+/// The signed-in staff member's account. Anonymous visitors are sent to sign in and come
+/// back to the page they asked for (the area's first page after a form); other users get a
+/// 403 page.
+pub(crate) struct Staff(pub(crate) Value);
+
+impl FromRequestParts<WebState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, Response> {
+        let visitor = Visitor::from_parts(parts);
+        let here = if parts.method == Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/admin", |p| p.as_str())
+                .to_owned()
+        } else {
+            area(parts.uri.path())
+        };
+        let to_login = || {
+            let next = query_string(&[("next", here.as_str())]);
+            see_other(&format!("/login?{next}"), Vec::new())
+        };
+        let Some(token) = visitor.token.as_deref() else {
+            return Err(to_login());
+        };
+        let me = Call::get("/api/v1/users/me")
+            .token(Some(token))
+            .peer(visitor.peer)
+            .send(&state.api)
+            .await;
+        if me.status == StatusCode::UNAUTHORIZED {
+            return Err(to_login());
+        }
+        let is_staff = me.body["roles"]
+            .as_array()
+            .is_some_and(|roles| roles.iter().any(|r| r == "staff" || r == "admin"));
+        if !is_staff {
+            return Err(
+                Page::error(state, &visitor, 403, "The admin is for staff only.").into_response(),
+            );
+        }
+        Ok(Self(me.body))
+    }
+}
+
+/// The first page of the admin area `path` belongs to: `/admin/products/prd_1/status` →
+/// `/admin/products`.
+fn area(path: &str) -> String {
+    path.split('/').take(3).collect::<Vec<_>>().join("/")
+}
+
+/// Sends `call` for the visitor, or takes the form's own complaint: a refusal shows `page`
+/// again with the message, success goes on to `done`.
+pub(crate) async fn submit(
     state: &WebState,
     visitor: &Visitor,
-    here: &str,
-) -> Result<Value, Response> {
-    let to_login = || see_other(&format!("/login?next={here}"), Vec::new());
-    let Some(token) = visitor.token.as_deref() else {
-        return Err(to_login());
+    call: Result<Call<'_>, String>,
+    done: &str,
+    page: impl AsyncFnOnce(String) -> Response,
+) -> Response {
+    let answer = match call {
+        Ok(call) => call.for_visitor(visitor).send(&state.api).await,
+        Err(error) => return page(error).await,
     };
-    let me = Call::get("/api/v1/users/me")
-        .token(Some(token))
-        .peer(visitor.peer)
-        .send(&state.api)
-        .await;
-    if me.status == StatusCode::UNAUTHORIZED {
-        return Err(to_login());
+    if !answer.ok() {
+        return page(answer.message()).await;
     }
-    let is_staff = me.body["roles"]
-        .as_array()
-        .is_some_and(|roles| roles.iter().any(|r| r == "staff" || r == "admin"));
-    if !is_staff {
-        return Err(
-            Page::error(state, visitor, 403, "The admin is for staff only.").into_response(),
-        );
+    see_other(done, Vec::new())
+}
+
+/// The status of a page that shows `error`, if any.
+pub(crate) fn status_for(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
     }
-    Ok(me.body)
 }
 
 /// The answer's list: a bare array, or a page's `data`.
@@ -159,6 +213,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_form_returns_to_its_area_after_sign_in() {
+        assert_eq!(area("/admin/products/prd_1/status"), "/admin/products");
+        assert_eq!(area("/admin"), "/admin");
+    }
 
     #[test]
     fn lists_come_bare_or_in_a_page() {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{list, staff};
+use super::{Staff, list};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::{Page, WebState, see_other};
@@ -158,13 +158,10 @@ async fn page(
 
 pub(crate) async fn notifications(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/notifications").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let extra = Extra {
         form: None,
         preview: None,
@@ -194,13 +191,10 @@ async fn refused(
 /// Saves the form as a new template (or a new version of one of that name).
 pub(crate) async fn save_template(
     State(state): State<WebState>,
+    Staff(me): Staff,
     form: Form<TemplateForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/notifications").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let optional = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
     let answer = Call::new(Method::POST, "/api/v1/templates")
         .json(json!({
@@ -230,12 +224,12 @@ pub(crate) async fn save_template(
 }
 
 /// Renders the saved template of the form's name and channel with the form's data.
-pub(crate) async fn preview(State(state): State<WebState>, form: Form<TemplateForm>) -> Response {
+pub(crate) async fn preview(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    form: Form<TemplateForm>,
+) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/notifications").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let data = if fields.data.trim().is_empty() {
         json!({})
     } else {

@@ -1,12 +1,12 @@
 //! Orders (list, detail, fulfil, deliver, cancel, refund) and the local mail outbox.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{parse_amount, staff};
+use super::{Staff, parse_amount, status_for};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::{Page, WebState, see_other};
@@ -51,13 +51,10 @@ pub(crate) struct OrderFilter {
 
 pub(crate) async fn orders(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(filter): Query<OrderFilter>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/orders").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let mut pairs = vec![("limit", "50")];
     if !filter.status.is_empty() {
         pairs.push(("status", filter.status.as_str()));
@@ -98,11 +95,7 @@ async fn order_page(
     if !answer.ok() {
         return Page::error(state, visitor, 404, "There is no such order.").into_response();
     }
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -115,13 +108,10 @@ async fn order_page(
 
 pub(crate) async fn order(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/orders").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     order_page(&state, &visitor, &id, &me, None).await
 }
 
@@ -138,14 +128,11 @@ pub(crate) struct ActionForm {
 
 pub(crate) async fn order_action(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path((id, action)): Path<(String, String)>,
     form: Form<ActionForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/orders").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!("/api/v1/orders/{}/{action}", crate::shop::segment(&id));
     let call = match action.as_str() {
         "fulfill" => Call::new(Method::POST, path).json(json!({
@@ -176,11 +163,11 @@ pub(crate) async fn order_action(
 }
 
 /// The local mail outbox (emails kept when no SMTP server is configured), newest first.
-pub(crate) async fn mail(State(state): State<WebState>, visitor: Visitor) -> Response {
-    let me = match staff(&state, &visitor, "/admin/mail").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
+pub(crate) async fn mail(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    visitor: Visitor,
+) -> Response {
     let answer = Call::get("/api/v1/notifications/mailbox")
         .for_visitor(&visitor)
         .send(&state.api)

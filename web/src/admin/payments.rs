@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::staff;
+use super::Staff;
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::query_string;
@@ -92,13 +92,11 @@ async fn payments_page(
 
 pub(crate) async fn payments(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(filter): Query<PaymentFilter>,
 ) -> Response {
-    match staff(&state, &visitor, "/admin/payments").await {
-        Ok(me) => payments_page(&state, &visitor, &me, &filter.status, None).await,
-        Err(response) => response,
-    }
+    payments_page(&state, &visitor, &me, &filter.status, None).await
 }
 
 /// Fields of the review form.
@@ -110,14 +108,11 @@ pub(crate) struct ReviewForm {
 
 pub(crate) async fn review(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<ReviewForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/payments").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     if !matches!(fields.decision.as_str(), "approve" | "reject") {
         let error = "Choose Approve or Reject.".to_owned();
         return payments_page(&state, &visitor, &me, "requires_review", Some(error)).await;

@@ -4,12 +4,12 @@
 //! name, and prices are one field per currency (`price.EUR`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Pairs, field, fields, flat_categories, list, parse_amount, staff};
+use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, status_for, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::{query_string, segment};
@@ -177,11 +177,7 @@ async fn products_page(
     .send(&state.api)
     .await;
     let error = error.or_else(|| (!answer.ok()).then(|| answer.message()));
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -207,22 +203,19 @@ async fn products_page(
 
 pub(crate) async fn products(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(query): Query<ProductQuery>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     products_page(&state, &visitor, &me, &query, None).await
 }
 
-pub(crate) async fn create(State(state): State<WebState>, form: Form<Pairs>) -> Response {
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    form: Form<Pairs>,
+) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let variant = match first_variant(&fields) {
         Ok(variant) => variant,
         Err(error) => {
@@ -262,11 +255,7 @@ async fn product_page(
     if !answer.ok() {
         return Page::error(state, visitor, 404, "There is no such product.").into_response();
     }
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -285,13 +274,10 @@ async fn product_page(
 
 pub(crate) async fn product(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     product_page(&state, &visitor, &me, &id, None).await
 }
 
@@ -303,26 +289,23 @@ async fn apply(
     id: &str,
     call: Result<Call<'_>, String>,
 ) -> Response {
-    let answer = match call {
-        Ok(call) => call.for_visitor(visitor).send(&state.api).await,
-        Err(error) => return product_page(state, visitor, me, id, Some(error)).await,
-    };
-    if !answer.ok() {
-        return product_page(state, visitor, me, id, Some(answer.message())).await;
-    }
-    see_other(&format!("/admin/products/{}", segment(id)), Vec::new())
+    submit(
+        state,
+        visitor,
+        call,
+        &format!("/admin/products/{}", segment(id)),
+        async |error| product_page(state, visitor, me, id, Some(error)).await,
+    )
+    .await
 }
 
 pub(crate) async fn update(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<Pairs>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let call = Call::new(Method::PATCH, format!("/api/v1/products/{}", segment(&id)))
         .json(product_patch(&fields));
     apply(&state, &visitor, &me, &id, Ok(call)).await
@@ -337,14 +320,11 @@ pub(crate) struct StatusForm {
 
 pub(crate) async fn set_status(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<StatusForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let call = Call::new(Method::PATCH, format!("/api/v1/products/{}", segment(&id)))
         .json(json!({ "status": fields.status }));
     apply(&state, &visitor, &me, &id, Ok(call)).await
@@ -352,14 +332,11 @@ pub(crate) async fn set_status(
 
 pub(crate) async fn delete(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<Pairs>,
 ) -> Response {
     let Form { visitor, .. } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let answer = Call::new(Method::DELETE, format!("/api/v1/products/{}", segment(&id)))
         .for_visitor(&visitor)
         .send(&state.api)
@@ -372,14 +349,11 @@ pub(crate) async fn delete(
 
 pub(crate) async fn add_variant(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<Pairs>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let call = first_variant(&fields).map(|variant| {
         Call::new(
             Method::POST,
@@ -416,14 +390,11 @@ fn variant_prices(pairs: &Pairs) -> Result<Vec<Value>, String> {
 
 pub(crate) async fn update_variant(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path((id, variant)): Path<(String, String)>,
     form: Form<Pairs>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let body = variant_prices(&fields).and_then(|prices| {
         Ok(json!({
             "prices": prices,
@@ -442,14 +413,11 @@ pub(crate) async fn update_variant(
 
 pub(crate) async fn delete_variant(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path((id, variant)): Path<(String, String)>,
     form: Form<Pairs>,
 ) -> Response {
     let Form { visitor, .. } = form;
-    let me = match staff(&state, &visitor, "/admin/products").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!(
         "/api/v1/products/{}/variants/{}",
         segment(&id),

@@ -2,16 +2,16 @@
 //! some products, with or without a coupon), switch on and off, delete.
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Pairs, field, fields, flat_categories, list, parse_amount, staff};
+use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, status_for, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::segment;
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[(
@@ -121,11 +121,7 @@ async fn promotions_page(
         .send(&state.api)
         .await;
     let error = error.or_else(|| (!answer.ok()).then(|| answer.message()));
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -142,11 +138,11 @@ async fn promotions_page(
     .into_response()
 }
 
-pub(crate) async fn promotions(State(state): State<WebState>, visitor: Visitor) -> Response {
-    let me = match staff(&state, &visitor, "/admin/promotions").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
+pub(crate) async fn promotions(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    visitor: Visitor,
+) -> Response {
     promotions_page(&state, &visitor, &me, None).await
 }
 
@@ -157,22 +153,18 @@ async fn apply(
     me: &Value,
     call: Result<Call<'_>, String>,
 ) -> Response {
-    let answer = match call {
-        Ok(call) => call.for_visitor(visitor).send(&state.api).await,
-        Err(error) => return promotions_page(state, visitor, me, Some(error)).await,
-    };
-    if !answer.ok() {
-        return promotions_page(state, visitor, me, Some(answer.message())).await;
-    }
-    see_other("/admin/promotions", Vec::new())
+    submit(state, visitor, call, "/admin/promotions", async |error| {
+        promotions_page(state, visitor, me, Some(error)).await
+    })
+    .await
 }
 
-pub(crate) async fn create(State(state): State<WebState>, form: Form<Pairs>) -> Response {
+pub(crate) async fn create(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    form: Form<Pairs>,
+) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/promotions").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let call =
         promotion(&fields).map(|body| Call::new(Method::POST, "/api/v1/promotions").json(body));
     apply(&state, &visitor, &me, call).await
@@ -187,14 +179,11 @@ pub(crate) struct ActiveForm {
 
 pub(crate) async fn set_active(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<ActiveForm>,
 ) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/promotions").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!("/api/v1/promotions/{}", segment(&id));
     let call = Call::new(Method::PATCH, path).json(json!({ "active": fields.active == "true" }));
     apply(&state, &visitor, &me, Ok(call)).await
@@ -202,14 +191,11 @@ pub(crate) async fn set_active(
 
 pub(crate) async fn delete(
     State(state): State<WebState>,
+    Staff(me): Staff,
     Path(id): Path<String>,
     form: Form<ActiveForm>,
 ) -> Response {
     let Form { visitor, .. } = form;
-    let me = match staff(&state, &visitor, "/admin/promotions").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let path = format!("/api/v1/promotions/{}", segment(&id));
     apply(&state, &visitor, &me, Ok(Call::new(Method::DELETE, path))).await
 }

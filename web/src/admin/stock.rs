@@ -1,12 +1,12 @@
 //! Stock per warehouse with adjustments, the low-stock list, and the customers.
 
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{list, staff};
+use super::{Staff, list, status_for};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::query_string;
@@ -91,11 +91,7 @@ async fn inventory_page(
         .for_visitor(visitor)
         .send(&state.api)
         .await;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -115,13 +111,11 @@ async fn inventory_page(
 
 pub(crate) async fn inventory(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(query): Query<StockQuery>,
 ) -> Response {
-    match staff(&state, &visitor, "/admin/inventory").await {
-        Ok(me) => inventory_page(&state, &visitor, &me, &query.starting_after, None).await,
-        Err(response) => response,
-    }
+    inventory_page(&state, &visitor, &me, &query.starting_after, None).await
 }
 
 /// Fields of the adjustment form.
@@ -135,12 +129,12 @@ pub(crate) struct Adjustment {
     note: String,
 }
 
-pub(crate) async fn adjust(State(state): State<WebState>, form: Form<Adjustment>) -> Response {
+pub(crate) async fn adjust(
+    State(state): State<WebState>,
+    Staff(me): Staff,
+    form: Form<Adjustment>,
+) -> Response {
     let Form { visitor, fields } = form;
-    let me = match staff(&state, &visitor, "/admin/inventory").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let Ok(delta) = fields.delta.trim().parse::<i64>() else {
         let error = "The change must be a whole number of units, e.g. 7 or -2.".to_owned();
         return inventory_page(&state, &visitor, &me, "", Some(error)).await;
@@ -172,13 +166,10 @@ pub(crate) struct CustomersQuery {
 
 pub(crate) async fn customers(
     State(state): State<WebState>,
+    Staff(me): Staff,
     visitor: Visitor,
     Query(query): Query<CustomersQuery>,
 ) -> Response {
-    let me = match staff(&state, &visitor, "/admin/customers").await {
-        Ok(me) => me,
-        Err(response) => return response,
-    };
     let answer = Call::get(format!(
         "/api/v1/users?{}",
         query_string(&[("limit", "50"), ("starting_after", &query.starting_after)])
