@@ -26,9 +26,9 @@ async function placeOrder(page, email, number) {
   await Promise.all([page.waitForURL(/\/cart$/), page.getByRole('button', { name: 'Add to cart' }).click()]);
   await Promise.all([page.waitForURL(/\/checkout$/), page.getByRole('link', { name: 'Check out' }).click()]);
   await fillCheckout(page, email, number);
+  // Paid or declined, the form's POST is answered with a new page.
   await Promise.all([
-    page.waitForLoadState('load'),
-    page.waitForURL((url) => url.pathname !== '/checkout' || url.search !== '', { timeout: WAIT_MS }).catch(() => {}),
+    page.waitForNavigation({ timeout: WAIT_MS }),
     page.getByRole('button', { name: /^Pay / }).click(),
   ]);
 }
