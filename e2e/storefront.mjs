@@ -66,6 +66,10 @@ scenario('a. search, add to cart, pay, receipt in the mailbox', async () => {
   await Promise.all([page.waitForURL(/\/products\//), hit.click()]);
   state.productPath = new URL(page.url()).pathname;
   check(await text(page.locator('h1')) === title, `product page heading is "${await text(page.locator('h1'))}", expected "${title}"`);
+  const picture = page.locator('main img').first();
+  check(await picture.count() === 1, 'the product page shows no picture');
+  await picture.evaluate((img) => img.decode());
+  check(await picture.evaluate((img) => img.naturalWidth > 0), `the picture ${await picture.getAttribute('src')} did not load`);
   await shot(page, 'product');
 
   await addToCart(page);

@@ -32,6 +32,37 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("../assets/favicon.svg"),
         "image/svg+xml",
     ),
+    // Pictures of the demo shop's products (`mercato up --demo`).
+    (
+        "demo/1.svg",
+        include_bytes!("../assets/demo/1.svg"),
+        "image/svg+xml",
+    ),
+    (
+        "demo/2.svg",
+        include_bytes!("../assets/demo/2.svg"),
+        "image/svg+xml",
+    ),
+    (
+        "demo/3.svg",
+        include_bytes!("../assets/demo/3.svg"),
+        "image/svg+xml",
+    ),
+    (
+        "demo/4.svg",
+        include_bytes!("../assets/demo/4.svg"),
+        "image/svg+xml",
+    ),
+    (
+        "demo/5.svg",
+        include_bytes!("../assets/demo/5.svg"),
+        "image/svg+xml",
+    ),
+    (
+        "demo/6.svg",
+        include_bytes!("../assets/demo/6.svg"),
+        "image/svg+xml",
+    ),
 ];
 
 /// The file at `path` below `/assets/`, if the bundle has it.

@@ -297,8 +297,11 @@ fn generate(
     // catching up on recent changes picks the rows up.
     let created_at = now - rng.random_range(0..365 * 24 * 3600) * 1_000_000;
     let id = new_id("prd");
+    // Pictures shipped with the web bundle, so the demo shop shows images offline; chosen
+    // by the slug, leaving the random sequence (and so the rest of the demo data) as it was.
+    let picture = slug.bytes().map(usize::from).sum::<usize>();
     let images: Vec<String> = (1..=rng.random_range(1..=3))
-        .map(|n| format!("https://images.mercato.test/products/{slug}/{n}.jpg"))
+        .map(|n| format!("/assets/demo/{}.svg", (picture + n) % 6 + 1))
         .collect();
     let code: String = title
         .split(' ')

@@ -71,7 +71,7 @@ pub struct ProductRequest {
     pub tags: Option<Vec<String>>,
     /// ≤ 50 attributes.
     pub attributes: Option<BTreeMap<String, String>>,
-    /// ≤ 20 http(s) image URLs.
+    /// ≤ 20 images: http(s) URLs, or paths on the shop's own host (`/assets/…`).
     pub images: Option<Vec<String>>,
     /// SEO title.
     #[serde(default, deserialize_with = "double")]

@@ -241,7 +241,8 @@ pub fn parse_attributes(map: BTreeMap<String, String>) -> Result<BTreeMap<String
     Ok(map)
 }
 
-/// Checks image URLs: ≤ 20, each an http(s) URL of at most 2,000 characters.
+/// Checks image URLs: ≤ 20, each an http(s) URL or a path on the shop's own host
+/// (`/assets/…`), of at most 2,000 characters.
 pub fn parse_images(urls: Vec<String>) -> Result<Vec<String>, String> {
     if urls.len() > MAX_IMAGES {
         return Err(format!("at most {MAX_IMAGES} images"));
@@ -251,9 +252,11 @@ pub fn parse_images(urls: Vec<String>) -> Result<Vec<String>, String> {
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"));
         let host_ok = rest.is_some_and(|r| r.split('/').next().is_some_and(|h| !h.is_empty()));
-        if !host_ok || url.len() > 2000 || url.chars().any(char::is_whitespace) {
+        // `//host/…` would name another host without a scheme.
+        let own_path = url.starts_with('/') && !url.starts_with("//");
+        if !(host_ok || own_path) || url.len() > 2000 || url.chars().any(char::is_whitespace) {
             return Err(format!(
-                "`{}` is not an http(s) URL",
+                "`{}` is not an http(s) URL or a path such as /assets/a.jpg",
                 url.chars().take(60).collect::<String>()
             ));
         }
@@ -406,6 +409,9 @@ mod tests {
         assert!(parse_images(vec!["https://cdn.example.com/a.jpg".into()]).is_ok());
         assert!(parse_images(vec!["javascript:alert(1)".into()]).is_err());
         assert!(parse_images(vec!["https://".into()]).is_err());
+        assert!(parse_images(vec!["/assets/demo/1.svg".into()]).is_ok());
+        assert!(parse_images(vec!["//evil.example/a.jpg".into()]).is_err());
+        assert!(parse_images(vec!["a.jpg".into()]).is_err());
         assert!(parse_images(vec!["http://x".into(); 21]).is_err());
     }
 }
