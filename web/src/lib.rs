@@ -39,6 +39,7 @@ pub(crate) struct WebState {
     api: ApiSlot,
     templates: Arc<Environment<'static>>,
     secure_cookies: bool,
+    renewals: session::Renewals,
 }
 
 /// The web app's pages and the slot to hand it the API router once that is built.
@@ -56,6 +57,7 @@ pub fn web(config: WebConfig) -> Web {
         api: api.clone(),
         templates: Arc::new(render::environment(config.theme_dir)),
         secure_cookies: config.secure_cookies,
+        renewals: session::Renewals::default(),
     };
     let router = Router::new()
         .route("/", get(shop::home))

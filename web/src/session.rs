@@ -2,14 +2,18 @@
 //! address; and forms, accepted only with the visitor's CSRF token.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::api::Call;
 use crate::{Page, WebState};
@@ -112,6 +116,54 @@ pub(crate) fn session_cookies(state: &WebState, tokens: &Value) -> Vec<HeaderVal
 /// How long identity keeps a refresh token.
 const REFRESH_SECONDS: u64 = 30 * 24 * 3600;
 
+/// Recent exchanges of refresh tokens, by the token's SHA-256. Identity takes each refresh
+/// token once and treats a second use as theft (the whole sign-in ends), while a browser
+/// whose session lapsed sends several requests at once with the same refresh cookie (a page
+/// and its live stock stream, two tabs): they share one exchange and its answer.
+#[derive(Clone)]
+pub(crate) struct Renewals(moka::future::Cache<String, Arc<(StatusCode, Value)>>);
+
+impl Default for Renewals {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+        )
+    }
+}
+
+impl Renewals {
+    /// Identity's answer to exchanging `refresh`: one call for all who ask within 30 s. An
+    /// answer of identity being unavailable is not kept, so the next request tries again.
+    async fn exchange(
+        &self,
+        state: &WebState,
+        refresh: &str,
+        peer: Option<SocketAddr>,
+    ) -> Arc<(StatusCode, Value)> {
+        let key = hex::encode(Sha256::digest(refresh.as_bytes()));
+        let call = async {
+            let answer = Call::new(axum::http::Method::POST, "/api/v1/auth/refresh")
+                .json(json!({ "refresh_token": refresh }))
+                .peer(peer)
+                .send(&state.api)
+                .await;
+            let shared = Arc::new((answer.status, answer.body));
+            if answer.status.is_server_error() {
+                Err(shared)
+            } else {
+                Ok(shared)
+            }
+        };
+        match self.0.try_get_with(key, call).await {
+            Ok(answer) => answer,
+            Err(unavailable) => Arc::clone(&unavailable),
+        }
+    }
+}
+
 /// Renews a sign-in whose access token lapsed: with a refresh cookie and no session cookie,
 /// the refresh token is exchanged first, the request goes on with the new access token, and
 /// the answer sets both cookies. A refresh token identity refuses is forgotten.
@@ -131,18 +183,15 @@ pub(crate) async fn renew(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let answer = Call::new(axum::http::Method::POST, "/api/v1/auth/refresh")
-        .json(json!({ "refresh_token": refresh }))
-        .peer(peer)
-        .send(&state.api)
-        .await;
-    let cookies = if answer.ok() {
-        let access = answer.body["access_token"].as_str().unwrap_or_default();
+    let answer = state.renewals.exchange(&state, &refresh, peer).await;
+    let (status, body) = answer.as_ref();
+    let cookies = if status.is_success() {
+        let access = body["access_token"].as_str().unwrap_or_default();
         if let Ok(value) = HeaderValue::from_str(&format!("{SESSION}={access}")) {
             request.headers_mut().append(header::COOKIE, value);
         }
-        session_cookies(&state, &answer.body)
-    } else if answer.status.is_client_error() {
+        session_cookies(&state, body)
+    } else if status.is_client_error() {
         set_cookie(&state, REFRESH, "", Some(0))
             .into_iter()
             .collect()
@@ -215,7 +264,71 @@ impl<T: DeserializeOwned> FromRequest<WebState> for Form<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A web state whose API answers `/api/v1/auth/refresh` with `status`, counting calls.
+    fn state_with_identity(status: StatusCode) -> (WebState, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let api = axum::Router::new().route(
+            "/api/v1/auth/refresh",
+            axum::routing::post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    // Slow enough that the concurrent callers all arrive while it runs.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    (
+                        status,
+                        axum::Json(json!({ "access_token": format!("a{n}") })),
+                    )
+                }
+            }),
+        );
+        let slot = crate::api::ApiSlot::default();
+        slot.set(api);
+        let state = WebState {
+            api: slot,
+            templates: Arc::new(crate::render::environment(None)),
+            secure_cookies: false,
+            renewals: Renewals::default(),
+        };
+        (state, calls)
+    }
+
+    #[tokio::test]
+    async fn concurrent_renewals_of_one_refresh_token_make_one_exchange() {
+        let (state, calls) = state_with_identity(StatusCode::OK);
+        let answers = exchange_concurrently(&state, "r1", 8).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(answers.iter().all(|a| a.1["access_token"] == "a1"));
+        // Another refresh token is exchanged on its own.
+        state.renewals.exchange(&state, "r2", None).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_identity_is_asked_again() {
+        let (state, calls) = state_with_identity(StatusCode::SERVICE_UNAVAILABLE);
+        let first = state.renewals.exchange(&state, "r1", None).await;
+        assert_eq!(first.0, StatusCode::SERVICE_UNAVAILABLE);
+        state.renewals.exchange(&state, "r1", None).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    async fn exchange_concurrently(
+        state: &WebState,
+        refresh: &str,
+        n: usize,
+    ) -> Vec<Arc<(StatusCode, Value)>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (state, refresh) = (state.clone(), refresh.to_owned());
+            tasks.spawn(async move { state.renewals.exchange(&state, &refresh, None).await });
+        }
+        tasks.join_all().await
+    }
 
     #[test]
     fn cookies_are_found_by_exact_name() {
