@@ -119,7 +119,9 @@ const REFRESH_SECONDS: u64 = 30 * 24 * 3600;
 /// Recent exchanges of refresh tokens, by the token's SHA-256. Identity takes each refresh
 /// token once and treats a second use as theft (the whole sign-in ends), while a browser
 /// whose session lapsed sends several requests at once with the same refresh cookie (a page
-/// and its live stock stream, two tabs): they share one exchange and its answer.
+/// and its live stock stream, two tabs): they share one exchange and its answer. The window
+/// is short because within it a copied refresh cookie also gets the answer instead of
+/// tripping identity's reuse detection.
 #[derive(Clone)]
 pub(crate) struct Renewals(moka::future::Cache<String, Arc<(StatusCode, Value)>>);
 
@@ -128,14 +130,14 @@ impl Default for Renewals {
         Self(
             moka::future::Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(30))
+                .time_to_live(Duration::from_secs(10))
                 .build(),
         )
     }
 }
 
 impl Renewals {
-    /// Identity's answer to exchanging `refresh`: one call for all who ask within 30 s. An
+    /// Identity's answer to exchanging `refresh`: one call for all who ask within 10 s. An
     /// answer of identity being unavailable is not kept, so the next request tries again.
     async fn exchange(
         &self,

@@ -410,6 +410,7 @@ pub(crate) struct CheckoutForm {
     email: String,
     name: String,
     line1: String,
+    line2: String,
     city: String,
     postal_code: String,
     country: String,
@@ -430,6 +431,7 @@ impl CheckoutForm {
         AddressForm {
             name: self.name.clone(),
             line1: self.line1.clone(),
+            line2: self.line2.clone(),
             city: self.city.clone(),
             postal_code: self.postal_code.clone(),
             country: self.country.clone(),
@@ -508,6 +510,7 @@ pub(crate) async fn checkout_form(
         let text = |key: &str| address[key].as_str().unwrap_or_default().to_owned();
         form.name = text("name");
         form.line1 = text("line1");
+        form.line2 = text("line2");
         form.city = text("city");
         form.postal_code = text("postal_code");
         form.country = text("country");
