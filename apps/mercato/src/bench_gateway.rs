@@ -364,6 +364,9 @@ fn start_gateway(dir: &Path, upstream: SocketAddr) -> anyhow::Result<Server> {
         .env("MERCATO_DATA_DIR", dir.join("gateway-data"))
         .env("CATALOG_SERVICE_URL", format!("http://{upstream}"))
         .env("GATEWAY_RATE_LIMIT_RPS", "0")
+        // The default config limits `/api/v1/auth/*` (an empty value would keep that
+        // default); nginx has no limits at all.
+        .env("GATEWAY_RATE_LIMITS", "auth=0")
         // A TTL of 0 would also turn the cache off but makes `/openapi.json` refetch each time.
         .env("GATEWAY_CACHE_MAX_ENTRIES", "0")
         // As many idle upstream connections as nginx's `keepalive 512`.
