@@ -176,6 +176,15 @@ impl IntoResponse for Page {
     }
 }
 
+/// The status of a page that shows `error`, if any.
+pub(crate) fn status_for(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// A 303 to `location` (after a form), setting `cookies`.
 pub(crate) fn see_other(location: &str, cookies: Vec<HeaderValue>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::account::{AddressForm, saved_addresses};
 use crate::api::{Answer, Call};
 use crate::session::{CART, Form, Visitor, set_cookie};
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState, see_other, status_for};
 
 /// The storefront's currency: carts are opened in it and prices shown in it.
 const CURRENCY: &str = "EUR";
@@ -272,11 +272,7 @@ fn cart_page(
     cart: Option<Value>,
     error: Option<String>,
 ) -> Page {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,
@@ -460,11 +456,7 @@ fn checkout_page_with(
     error: Option<String>,
 ) -> Page {
     let attempt = hex::encode(rand::random::<[u8; 16]>());
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = status_for(&error);
     Page::render(
         state,
         visitor,

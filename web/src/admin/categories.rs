@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Staff, flat_categories, status_for, submit};
+use super::{Staff, flat_categories, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::segment;
-use crate::{Page, WebState};
+use crate::{Page, WebState, status_for};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[(

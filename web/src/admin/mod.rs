@@ -122,15 +122,6 @@ pub(crate) async fn submit(
     see_other(done, Vec::new())
 }
 
-/// The status of a page that shows `error`, if any.
-pub(crate) fn status_for(error: &Option<String>) -> StatusCode {
-    if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    }
-}
-
 /// The answer's list: a bare array, or a page's `data`.
 pub(crate) fn list(answer: &Value) -> Vec<Value> {
     answer

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Staff, parse_amount, status_for};
+use super::{Staff, parse_amount};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState, see_other, status_for};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, status_for, submit};
+use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::{query_string, segment};
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState, see_other, status_for};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, status_for, submit};
+use super::{Pairs, Staff, field, fields, flat_categories, list, parse_amount, submit};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::segment;
-use crate::{Page, WebState};
+use crate::{Page, WebState, status_for};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[(

@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Staff, list, status_for};
+use super::{Staff, list};
 use crate::api::Call;
 use crate::session::{Form, Visitor};
 use crate::shop::query_string;
-use crate::{Page, WebState, see_other};
+use crate::{Page, WebState, see_other, status_for};
 
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[
