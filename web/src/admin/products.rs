@@ -18,6 +18,10 @@ use crate::{Page, WebState, see_other, status_for};
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     (
+        "admin/catalog/_variant_fields.html",
+        include_str!("../../templates/admin/catalog/_variant_fields.html"),
+    ),
+    (
         "admin/catalog/products.html",
         include_str!("../../templates/admin/catalog/products.html"),
     ),

@@ -15,6 +15,10 @@ use crate::{Page, WebState, see_other, status_for};
 /// Templates of these pages.
 pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     (
+        "admin/_adjust_fields.html",
+        include_str!("../../templates/admin/_adjust_fields.html"),
+    ),
+    (
         "admin/inventory.html",
         include_str!("../../templates/admin/inventory.html"),
     ),
