@@ -202,12 +202,18 @@ impl Shared {
     async fn run(
         self,
         listener: tokio::net::TcpListener,
-        router: axum::Router,
+        app: App,
         dbs: Vec<Db>,
     ) -> anyhow::Result<()> {
         server::cancel_on_signal(self.shutdown.clone());
         let grace = Duration::from_secs(self.config.mercato_shutdown_grace_seconds);
-        server::serve(listener, router, self.shutdown.clone(), grace).await?;
+        let shutdown = self.shutdown.clone();
+        match app {
+            App::Service(router) => server::serve(listener, router, shutdown, grace).await?,
+            App::Gateway { front, threads } => {
+                mercato_gateway::serve(listener, front, threads, shutdown, grace).await?;
+            }
+        }
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
@@ -222,6 +228,17 @@ impl Shared {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What a process serves on its port.
+enum App {
+    /// One service's router.
+    Service(axum::Router),
+    /// The gateway, on `threads` threads (1: on the process's runtime).
+    Gateway {
+        front: mercato_gateway::Front,
+        threads: usize,
+    },
 }
 
 /// `mercato up`: every service in-process behind the gateway, on one port; with `demo`, an
@@ -268,7 +285,6 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
         )
         .spawn(&shared.bus, shared.shutdown.clone(), &shared.tasks);
     }
-    let router = built.router;
     let base = format!("http://{}", listener.local_addr()?);
     println!(
         "Mercato is up on {base} (bus: {})",
@@ -277,7 +293,13 @@ pub async fn up(config: Config, addr: SocketAddr, demo: bool) -> anyhow::Result<
     println!("  home        {base}/");
     println!("  API docs    {base}/docs");
     println!("  health      {base}/health");
-    shared.run(listener, router, dbs).await
+    // The services run on this runtime; the gateway serves on it too, so that their database
+    // connections and tasks all belong to one runtime.
+    let app = App::Gateway {
+        front: built.front,
+        threads: 1,
+    };
+    shared.run(listener, app, dbs).await
 }
 
 /// The storefront and admin the gateway serves, and the slot that gives them the API.
@@ -333,7 +355,7 @@ pub async fn serve(
     let listener = server::bind(addr).await?;
     let shared = Shared::open(config, false).await?;
     let _ = telemetry::prometheus();
-    let (router, dbs) = if name == "gateway" {
+    let (app, dbs) = if name == "gateway" {
         let upstreams: Vec<_> = CATALOG
             .iter()
             .filter_map(|info| {
@@ -349,15 +371,20 @@ pub async fn serve(
             tracing::warn!("no <NAME>_SERVICE_URL is set: the gateway has no upstream");
         }
         let (frontend, api) = frontend(&shared.config);
-        let router = mercato_gateway::build(
+        let built = mercato_gateway::build(
             &shared.config,
             upstreams,
             shared.auth.clone(),
             Some(frontend),
-        )
-        .router;
-        api.set(router.clone());
-        (router, Vec::new())
+        );
+        api.set(built.router);
+        // A gateway thread per core, each with its own runtime and upstream connections.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let app = App::Gateway {
+            front: built.front,
+            threads,
+        };
+        (app, Vec::new())
     } else {
         let registration = registrations()
             .into_iter()
@@ -366,10 +393,10 @@ pub async fn serve(
         let (service, db) = shared.start(&registration).await?;
         let metrics =
             axum::Router::new().route("/metrics/prometheus", axum::routing::get(prometheus_text));
-        (service.router.merge(metrics), vec![db])
+        (App::Service(service.router.merge(metrics)), vec![db])
     };
     println!("{name} listening on http://{}", listener.local_addr()?);
-    shared.run(listener, router, dbs).await
+    shared.run(listener, app, dbs).await
 }
 
 async fn prometheus_text() -> String {

@@ -128,58 +128,103 @@ impl Drop for InFlight {
     }
 }
 
-async fn observe(State(cfg): State<Observed>, mut request: Request, next: Next) -> Response {
-    let id = request_id(&request);
-    let method = request.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        service = cfg.service,
-        request_id = %id,
-        method = %method,
-        path = %request.uri().path(),
-    );
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(REQUEST_ID, value);
-    }
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
-    let _in_flight = InFlight::start(cfg.service);
+/// One request as the stack sees it: its id, its span, its start and its place among the
+/// requests in flight, from [`Observation::start`] to [`Observation::finish`]. A server that
+/// answers some requests without the router (the gateway's proxy) observes them alike.
+pub struct Observation {
+    service: &'static str,
+    id: String,
+    method: axum::http::Method,
+    span: tracing::Span,
+    started: Instant,
+    _in_flight: InFlight,
+}
 
+impl Observation {
+    /// Gives `request` its id (the caller's when well-formed) and starts the clock.
+    pub fn start(service: &'static str, request: &mut Request) -> Self {
+        let id = request_id(request);
+        let method = request.method().clone();
+        let span = tracing::info_span!(
+            "request",
+            service,
+            request_id = %id,
+            method = %method,
+            path = %request.uri().path(),
+        );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            request.headers_mut().insert(REQUEST_ID, value);
+        }
+        request.extensions_mut().insert(RequestId(id.clone()));
+        Self {
+            service,
+            id,
+            method,
+            span,
+            started: Instant::now(),
+            _in_flight: InFlight::start(service),
+        }
+    }
+
+    /// The request's span, for the work done on it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Records the answer (metrics, log line), echoes the request id and turns a plain-text
+    /// error into a problem.
+    pub async fn finish(self, mut response: Response) -> Response {
+        let elapsed = self.started.elapsed();
+        let status = response.status();
+        let route = response
+            .extensions()
+            .get::<Route>()
+            .map(|r| r.0.as_str().to_owned())
+            .unwrap_or_else(|| "unmatched".to_owned());
+        record(self.service, self.method.as_str(), route, status, elapsed);
+        self.span.in_scope(|| {
+            tracing::info!(
+                status = status.as_u16(),
+                latency_ms = elapsed.as_millis() as u64,
+                "served"
+            )
+        });
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
+        as_problem(response).await
+    }
+}
+
+/// The 413 problem for a request whose declared body is larger than `limit`, before any of
+/// it is read.
+pub fn refuse_too_large(request: &Request, limit: usize) -> Option<Response> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let mut response = if declared.is_some_and(|n| n > cfg.body_limit) {
+        .and_then(|v| v.parse::<usize>().ok())?;
+    (declared > limit).then(|| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("request body is larger than {} bytes", cfg.body_limit),
+            format!("request body is larger than {limit} bytes"),
         )
         .into_response()
-    } else {
-        next.run(request).instrument(span.clone()).await
-    };
+    })
+}
 
-    let elapsed = started.elapsed();
-    let status = response.status();
-    let route = response
-        .extensions()
-        .get::<Route>()
-        .map(|r| r.0.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    record(cfg.service, method.as_str(), route, status, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            latency_ms = elapsed.as_millis() as u64,
-            "served"
-        )
-    });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    as_problem(response).await
+async fn observe(State(cfg): State<Observed>, mut request: Request, next: Next) -> Response {
+    let observation = Observation::start(cfg.service, &mut request);
+    let response = match refuse_too_large(&request, cfg.body_limit) {
+        Some(refused) => refused,
+        None => {
+            next.run(request)
+                .instrument(observation.span().clone())
+                .await
+        }
+    };
+    observation.finish(response).await
 }
 
 /// Rejections of axum's own extractors (`String`, `Bytes`, `Form`…) answer `text/plain`;
@@ -249,7 +294,8 @@ fn static_method(method: &str) -> SharedString {
     }
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+/// The 500 problem of a handler that panicked.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 

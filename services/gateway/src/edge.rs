@@ -2,10 +2,17 @@
 //! origins the configuration names, and gzip or brotli compression of text bodies when the
 //! client accepts it (event streams and small bodies are left alone).
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderValue, Method};
-use tower_http::compression::CompressionLayer;
+use axum::response::Response;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+use tower_http::compression::{CompressionBody, CompressionLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Headers that keep browsers from sniffing types, framing pages or leaking paths; a service
@@ -80,10 +87,34 @@ pub(crate) fn apply(mut app: Router, cors: Option<CorsLayer>) -> Router {
         app = app.layer(cors);
     }
     // One layer for all five headers: each layer costs a boxed service call per request.
-    app.layer(axum::middleware::map_response(secure_headers))
+    app.layer(axum::middleware::map_response(secure_headers_async))
 }
 
-async fn secure_headers(mut response: axum::response::Response) -> axum::response::Response {
+async fn secure_headers_async(response: Response) -> Response {
+    secure_headers(response)
+}
+
+/// A service answering `request` through `inner` with what [`apply`] gives a router.
+pub(crate) fn wrap<S>(inner: S, cors: Option<CorsLayer>) -> Edge
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let compressed = ServiceBuilder::new()
+        .map_response(|response: http::Response<CompressionBody<Body>>| response.map(Body::new))
+        .layer(CompressionLayer::new())
+        .service(inner);
+    let secured = ServiceBuilder::new().map_response(secure_headers);
+    match cors {
+        Some(cors) => Edge::new(secured.layer(cors).service(compressed)),
+        None => Edge::new(secured.service(compressed)),
+    }
+}
+
+/// A request's way through the edge to its handler.
+pub(crate) type Edge = BoxCloneSyncService<Request, Response, Infallible>;
+
+fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {

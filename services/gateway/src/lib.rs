@@ -10,6 +10,7 @@ mod assets;
 mod breaker;
 mod cache;
 mod edge;
+mod front;
 mod health;
 mod latency;
 mod metrics;
@@ -35,6 +36,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::assets::Assets;
 pub use crate::assets::{AssetLookup, StaticAsset};
+pub use crate::front::{Front, serve};
 use crate::metrics::GatewayMetrics;
 use crate::openapi::Docs;
 use crate::proxy::{Backend, Pool};
@@ -116,8 +118,10 @@ pub fn router(config: &Config, upstreams: Vec<Upstream>, auth: Arc<Authenticator
 
 /// The gateway app and the handle that empties its response cache.
 pub struct Built {
-    /// The app.
+    /// The app, for calls in process (the web pages' API calls, tests).
     pub router: Router,
+    /// The same app, for [`serve`].
+    pub front: Front,
     /// Empties the response cache (on catalog changes); `None` when caching is off.
     pub cache: Option<CacheInvalidator>,
 }
@@ -190,7 +194,7 @@ pub fn build(
         tracing::error!(error = %e, "gateway_routes is malformed; only the built-in routes apply");
         RouteTable::new(&[], &infos).unwrap_or_default()
     });
-    let gateway = Gateway {
+    let gateway = Arc::new(Gateway {
         backends,
         by_service,
         routes,
@@ -198,9 +202,9 @@ pub fn build(
         timeout,
         slow: Duration::from_millis(config.gateway_slow_request_threshold_ms),
         cache,
-    };
+    });
     let state = AppState {
-        gateway: Arc::new(gateway),
+        gateway: gateway.clone(),
         metrics: metrics.clone(),
         docs: Arc::new(docs),
         assets: Arc::new(Assets {
@@ -220,7 +224,7 @@ pub fn build(
         .route("/metrics/prometheus", get(metrics::get_prometheus))
         .route("/openapi.json", get(openapi::get_openapi))
         .route("/assets/{*path}", get(assets::serve))
-        .fallback(proxy_request)
+        .fallback(proxy_fallback)
         .method_not_allowed_fallback(mercato_kernel::error::method_not_allowed)
         .with_state(state)
         .merge(app)
@@ -242,30 +246,67 @@ pub fn build(
         .unwrap_or_else(|_| unreachable!("an empty group list parses"))
     });
     let limits = Arc::new(limits.shared_through(config.redis_url.as_deref()));
-    // Limits turned off cost no layer on every request.
-    let app = if limits.is_off() {
-        app
-    } else {
+    // Limits turned off cost nothing on any request.
+    let limits = (!limits.is_off()).then(|| {
         ratelimit::spawn_pruning(&limits);
-        app.layer(middleware::from_fn_with_state(limits, ratelimit::limit))
+        limits
+    });
+    let app = match &limits {
+        Some(limits) => app.layer(middleware::from_fn_with_state(
+            limits.clone(),
+            ratelimit::limit,
+        )),
+        None => app,
     };
     let cors = edge::cors(&config.gateway_cors_origins).unwrap_or_else(|e| {
         tracing::error!(error = %e, "GATEWAY_CORS_ORIGINS is malformed; no cross-origin access");
         None
     });
-    let app = edge::apply(app, cors);
+    let app = edge::apply(app, cors.clone());
     let stack = Stack {
         service: "gateway",
         body_limit: config.mercato_body_limit_bytes,
         auth,
     };
-    let router = stack.wrap(app).layer(middleware::from_fn_with_state(
-        metrics,
+    let other = stack.wrap(app).layer(middleware::from_fn_with_state(
+        metrics.clone(),
         metrics::count_requests,
     ));
+    let proxy = Proxy {
+        gateway,
+        metrics: metrics.clone(),
+        limits,
+    };
+    let api = edge::wrap(
+        tower::service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move { Ok(proxy.call(request).await) }
+        }),
+        cors,
+    );
+    let front = Front::new(api, other, metrics, config.mercato_body_limit_bytes);
     Built {
-        router,
+        router: Router::new().fallback_service(front.clone()),
+        front,
         cache: invalidator,
+    }
+}
+
+/// What an API request meets behind the edge: its client's rate limit, then the proxy.
+#[derive(Clone)]
+struct Proxy {
+    gateway: Arc<Gateway>,
+    metrics: Arc<GatewayMetrics>,
+    limits: Option<Arc<ratelimit::RateLimits>>,
+}
+
+impl Proxy {
+    async fn call(&self, request: Request) -> Response {
+        let forward = |request| proxy_request(&self.gateway, &self.metrics, request);
+        match &self.limits {
+            Some(limits) => limits.around(request, forward).await,
+            None => forward(request).await,
+        }
     }
 }
 
@@ -297,12 +338,17 @@ async fn get_index() -> Json<IndexResponse> {
     })
 }
 
-/// Sends a request where the route table says, once the edge lets it pass.
-async fn proxy_request(
+/// Routes outside `/api/` of the table (`/.well-known/…`, configured prefixes).
+async fn proxy_fallback(
     State(gateway): State<Arc<Gateway>>,
     State(metrics): State<Arc<GatewayMetrics>>,
     request: Request,
 ) -> Response {
+    proxy_request(&gateway, &metrics, request).await
+}
+
+/// Sends a request where the route table says, once the edge lets it pass.
+async fn proxy_request(gateway: &Gateway, metrics: &GatewayMetrics, request: Request) -> Response {
     let started = Instant::now();
     let resolved = match gateway.routes.resolve(request.method(), request.uri()) {
         Ok(resolved) => resolved,
@@ -310,7 +356,7 @@ async fn proxy_request(
     };
     let stats = metrics.route(&resolved.route);
     let response = match admit(&gateway.auth, resolved.auth, request.headers()).await {
-        Ok(()) => forward_request(&gateway, resolved, request).await,
+        Ok(()) => forward_request(gateway, resolved, request).await,
         Err(refused) => refused.into_response(),
     };
     stats.record(&response, started.elapsed());

@@ -244,7 +244,7 @@ impl GatewayMetrics {
             .clone()
     }
 
-    fn count(&self, status: StatusCode) {
+    pub(crate) fn count(&self, status: StatusCode) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
         let index = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.classes[index].fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! Forwarding a request to a service: in process through its router, or over HTTP to one of
 //! its replicas (see `remote`).
 
+mod connections;
 mod headers;
 mod remote;
 

@@ -342,43 +342,56 @@ pub(crate) async fn limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some((group, budget)) = limits.budget(request.uri().path()) else {
-        return next.run(request).await;
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let key = format!("{group}:{}", limits.client(request.headers(), peer).await);
-    match limits.check(key, budget).await {
-        Verdict::Allow { remaining } => {
-            // Seconds until the budget is full again.
-            let refill = (budget.burst - remaining.min(budget.burst)).div_ceil(budget.per_second);
-            let mut response = next.run(request).await;
-            let headers = response.headers_mut();
-            headers.insert(LIMIT, HeaderValue::from(budget.burst));
-            headers.insert(REMAINING, HeaderValue::from(remaining));
-            headers.insert(RESET, HeaderValue::from(refill));
-            response
-        }
-        Verdict::Deny { wait } => {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many requests: {} per second with bursts of {} allowed",
-                    budget.per_second, budget.burst
-                ),
-            )
-            .with_retry_after(seconds.max(1))
-            .into_response();
-            let headers = response.headers_mut();
-            headers.insert(LIMIT, HeaderValue::from(budget.burst));
-            headers.insert(REMAINING, HeaderValue::from(0));
-            headers.insert(RESET, HeaderValue::from(seconds.max(1)));
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+    limits.around(request, |request| next.run(request)).await
+}
+
+impl RateLimits {
+    /// Passes `request` on to `next` when its client's budget allows, with the `RateLimit-*`
+    /// headers on the answer; a `429` problem otherwise.
+    pub(crate) async fn around<F, Fut>(&self, request: Request, next: F) -> Response
+    where
+        F: FnOnce(Request) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        let Some((group, budget)) = self.budget(request.uri().path()) else {
+            return next(request).await;
+        };
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let key = format!("{group}:{}", self.client(request.headers(), peer).await);
+        match self.check(key, budget).await {
+            Verdict::Allow { remaining } => {
+                // Seconds until the budget is full again.
+                let refill =
+                    (budget.burst - remaining.min(budget.burst)).div_ceil(budget.per_second);
+                let mut response = next(request).await;
+                let headers = response.headers_mut();
+                headers.insert(LIMIT, HeaderValue::from(budget.burst));
+                headers.insert(REMAINING, HeaderValue::from(remaining));
+                headers.insert(RESET, HeaderValue::from(refill));
+                response
+            }
+            Verdict::Deny { wait } => {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut response = ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many requests: {} per second with bursts of {} allowed",
+                        budget.per_second, budget.burst
+                    ),
+                )
+                .with_retry_after(seconds.max(1))
+                .into_response();
+                let headers = response.headers_mut();
+                headers.insert(LIMIT, HeaderValue::from(budget.burst));
+                headers.insert(REMAINING, HeaderValue::from(0));
+                headers.insert(RESET, HeaderValue::from(seconds.max(1)));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Services over HTTP: one shared HTTP/1.1 keep-alive pool, round robin over each service's
-//! replicas, bodies streamed both ways.
+//! Services over HTTP: HTTP/1.1 keep-alive connections (see `connections`), balanced over
+//! each service's replicas, bodies streamed both ways.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,27 +9,23 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header;
-use axum::http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use axum::http::{Method, StatusCode, Version};
+use axum::http::uri::{PathAndQuery, Scheme, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body as _, Frame, SizeHint};
 use mercato_kernel::Config;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::connections::{self, SendError, Settings};
 use super::headers::strip_hop_by_hop;
 use super::{Probe, ProxyError, probe, read_limited};
 
-/// The HTTP client shared by every remote upstream: one keep-alive pool, a cap on the
-/// connections in use.
+/// What every remote upstream shares: connection settings, a cap on the connections in use.
 #[derive(Clone)]
 pub(crate) struct Pool {
-    client: Client<HttpConnector, Body>,
+    connections: Settings,
     sockets: Arc<Semaphore>,
     body_limit: usize,
     balance: Balance,
@@ -79,17 +75,13 @@ fn now_ms() -> u64 {
 impl Pool {
     /// A pool tuned by the `GATEWAY_*` settings.
     pub(crate) fn new(config: &Config) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.gateway_request_timeout()));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(config.gateway_max_free_sockets)
-            .pool_idle_timeout(Duration::from_millis(config.gateway_keep_alive_ms))
-            .build(connector);
         let permits = config.gateway_max_sockets.clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            client,
+            connections: Settings {
+                connect_timeout: config.gateway_request_timeout(),
+                max_idle: config.gateway_max_free_sockets,
+                idle_timeout: Duration::from_millis(config.gateway_keep_alive_ms),
+            },
             sockets: Arc::new(Semaphore::new(permits)),
             body_limit: config.mercato_body_limit_bytes,
             balance: Balance {
@@ -103,12 +95,16 @@ impl Pool {
     }
 }
 
-/// One replica's base URL, split for building request URIs.
+/// One replica's base URL, split for building requests.
 #[derive(Debug)]
 struct Replica {
+    /// Names its connections among every replica of the process.
+    id: u64,
     url: String,
-    scheme: Scheme,
-    authority: Authority,
+    /// `host:port`, to connect to.
+    address: String,
+    /// Its `Host` header.
+    host: HeaderValue,
     prefix: String,
     /// Requests sent and not yet answered in full.
     outstanding: Arc<AtomicUsize>,
@@ -129,10 +125,18 @@ impl Replica {
         if scheme != &Scheme::HTTP {
             return Err(format!("URL `{url}`: only http:// upstreams are supported"));
         }
+        static IDS: AtomicU64 = AtomicU64::new(0);
+        let host =
+            HeaderValue::from_str(authority.as_str()).map_err(|e| format!("URL `{url}`: {e}"))?;
         Ok(Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             url: url.trim_end_matches('/').to_owned(),
-            scheme: scheme.clone(),
-            authority: authority.clone(),
+            address: format!(
+                "{}:{}",
+                authority.host(),
+                authority.port_u16().unwrap_or(80)
+            ),
+            host,
             prefix: uri.path().trim_end_matches('/').to_owned(),
             outstanding: Arc::new(AtomicUsize::new(0)),
             failures: AtomicU32::new(0),
@@ -161,23 +165,24 @@ impl Replica {
         }
     }
 
+    /// The origin-form URI of `path_and_query` on this replica, under its path prefix.
     fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, ProxyError> {
-        let invalid = |e: &dyn std::fmt::Display| {
-            ProxyError::Upstream(format!("cannot build upstream URI: {e}"))
-        };
-        let path: PathAndQuery = if self.prefix.is_empty() {
-            path_and_query.clone()
-        } else {
-            format!("{}{}", self.prefix, path_and_query)
-                .parse()
-                .map_err(|e| invalid(&e))?
-        };
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| invalid(&e))
+        if self.prefix.is_empty() {
+            return Ok(Uri::from(path_and_query.clone()));
+        }
+        format!("{}{}", self.prefix, path_and_query)
+            .parse()
+            .map_err(|e| ProxyError::Upstream(format!("cannot build upstream URI: {e}")))
+    }
+
+    /// Sends `request` (origin-form URI) over one of this thread's connections to it.
+    async fn send(&self, mut request: Request, pool: &Pool) -> Result<Response, SendError> {
+        *request.version_mut() = Version::HTTP_11;
+        // The client's `Host` is in `x-forwarded-host`.
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
+        connections::send(self.id, &self.address, request, &pool.connections).await
     }
 }
 
@@ -361,22 +366,19 @@ impl Remote {
             let mut outgoing = Request::new(sent);
             *outgoing.method_mut() = parts.method.clone();
             *outgoing.uri_mut() = replica.uri(&path)?;
-            *outgoing.version_mut() = Version::HTTP_11;
             // The last attempt takes the headers; an earlier one keeps them for the next.
             *outgoing.headers_mut() = if attempt + 1 == attempts {
                 std::mem::take(&mut parts.headers)
             } else {
                 parts.headers.clone()
             };
-            // hyper sets `Host` from the replica; the client's is in `x-forwarded-host`.
-            outgoing.headers_mut().remove(header::HOST);
-            match self.pool.client.request(outgoing).await {
+            match replica.send(outgoing, &self.pool).await {
                 Ok(response) => {
                     replica.observe(response.status().is_server_error(), &self.pool.balance);
                     return Ok(into_response(response, permit, in_flight));
                 }
                 Err(error) => {
-                    failure = classify(&error, self.pool.body_limit, &replica.url);
+                    failure = classify(error, self.pool.body_limit, &replica.url);
                     if matches!(failure, ProxyError::Connect(_) | ProxyError::Upstream(_)) {
                         replica.observe(true, &self.pool.balance);
                     }
@@ -442,12 +444,13 @@ impl Remote {
         let request = Request::get(uri)
             .body(Body::empty())
             .map_err(|e| e.to_string())?;
-        let response = self
-            .pool
-            .client
-            .request(request)
+        let response = replica
+            .send(request, &self.pool)
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| match e {
+                SendError::Connect(reason) => reason,
+                SendError::Upstream(error) => error_chain(&error),
+            })?;
         read_limited(response.status(), response.into_body(), limit).await
     }
 }
@@ -460,25 +463,24 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-fn classify(
-    error: &hyper_util::client::legacy::Error,
-    body_limit: usize,
-    replica: &str,
-) -> ProxyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+fn classify(error: SendError, body_limit: usize, replica: &str) -> ProxyError {
+    let error = match error {
+        SendError::Connect(reason) => {
+            tracing::warn!(replica, error = %reason, "cannot connect to the upstream");
+            return ProxyError::Connect(replica.to_owned());
+        }
+        SendError::Upstream(error) => error,
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(cause) = source {
         if cause.is::<LengthLimitError>() {
             return ProxyError::BodyTooLarge(body_limit);
         }
         source = cause.source();
     }
-    let chain = error_chain(error);
+    let chain = error_chain(&error);
     tracing::warn!(replica, error = %chain, "upstream request failed");
-    if error.is_connect() {
-        ProxyError::Connect(replica.to_owned())
-    } else {
-        ProxyError::Upstream(chain)
-    }
+    ProxyError::Upstream(chain)
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -493,7 +495,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn into_response(
-    response: hyper::Response<Incoming>,
+    response: Response,
     permit: OwnedSemaphorePermit,
     in_flight: InFlight,
 ) -> Response {
@@ -528,19 +530,19 @@ impl Drop for InFlight {
 /// A response body holding its connection slot (and its place among the replica's
 /// outstanding requests) until it is read to the end or dropped.
 struct Permitted {
-    inner: Incoming,
+    inner: Body,
     _permit: OwnedSemaphorePermit,
     _in_flight: InFlight,
 }
 
 impl hyper::body::Body for Permitted {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = axum::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -563,7 +565,13 @@ mod tests {
         let uri = replica
             .uri(&PathAndQuery::from_static("/api/v1/products?limit=2"))
             .unwrap();
-        assert_eq!(uri, "http://10.0.0.5:3009/base/api/v1/products?limit=2");
+        assert_eq!(uri, "/base/api/v1/products?limit=2");
+        assert_eq!(replica.address, "10.0.0.5:3009");
+        assert_eq!(replica.host, "10.0.0.5:3009");
+        assert_eq!(
+            Replica::parse("http://catalog").unwrap().address,
+            "catalog:80"
+        );
         assert!(Replica::parse("https://secure:1").is_err());
         assert!(Replica::parse("not a url").is_err());
     }
