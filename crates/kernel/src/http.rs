@@ -1,6 +1,8 @@
 //! The middleware stack every service and the gateway share: request ids, a span per request,
 //! RED metrics per route, body limit, panic guard, problem+json fallbacks.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,19 +115,42 @@ fn new_request_id() -> String {
 }
 
 /// Keeps the in-flight gauge right even when a request future is dropped midway.
-struct InFlight(&'static str);
+struct InFlight(metrics::Gauge);
 
 impl InFlight {
     fn start(service: &'static str) -> Self {
-        metrics::gauge!("http_requests_in_flight", "service" => service).increment(1.0);
-        Self(service)
+        let gauge = HANDLES.with_borrow_mut(|handles| {
+            handles
+                .in_flight
+                .entry(service)
+                .or_insert_with(|| metrics::gauge!("http_requests_in_flight", "service" => service))
+                .clone()
+        });
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight", "service" => self.0).decrement(1.0);
+        self.0.decrement(1.0);
     }
+}
+
+/// Metric handles by their labels, kept per thread: registering a handle builds and hashes
+/// its key, which every request would otherwise pay for. Handles are taken from the
+/// recorder installed at the time, which the processes install before serving.
+#[derive(Default)]
+struct Handles {
+    in_flight: HashMap<&'static str, metrics::Gauge>,
+    /// By route, then service, method and status.
+    requests: HashMap<String, HashMap<RequestLabels, (metrics::Counter, metrics::Histogram)>>,
+}
+
+type RequestLabels = (&'static str, &'static str, u16);
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::default();
 }
 
 /// One request as the stack sees it: its id, its span, its start and its place among the
@@ -272,26 +297,49 @@ fn record(
     status: StatusCode,
     elapsed: Duration,
 ) {
-    let labels = [
-        ("service", SharedString::const_str(service)),
-        ("method", static_method(method)),
-        ("route", SharedString::from(route)),
-        ("status", SharedString::from(status.as_u16().to_string())),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..3])
-        .record(elapsed.as_secs_f64());
+    let handles = |route: &str| {
+        let labels = [
+            ("service", SharedString::const_str(service)),
+            ("method", static_method(method)),
+            ("route", SharedString::from(route.to_owned())),
+            ("status", SharedString::from(status.as_u16().to_string())),
+        ];
+        (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels[..3]),
+        )
+    };
+    let (counter, histogram) = match standard_method(method) {
+        Some(method) => HANDLES.with_borrow_mut(|cached| {
+            let by_labels = match cached.requests.get_mut(route.as_str()) {
+                Some(by_labels) => by_labels,
+                None => cached.requests.entry(route.clone()).or_default(),
+            };
+            by_labels
+                .entry((service, method, status.as_u16()))
+                .or_insert_with(|| handles(&route))
+                .clone()
+        }),
+        // Any method name may come in: those are not kept.
+        None => handles(&route),
+    };
+    counter.increment(1);
+    histogram.record(elapsed.as_secs_f64());
 }
 
 /// The label of a method without allocating for the standard ones.
 fn static_method(method: &str) -> SharedString {
-    const STANDARD: [&str; 9] = [
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
-    ];
-    match STANDARD.iter().find(|m| **m == method) {
+    match standard_method(method) {
         Some(m) => SharedString::const_str(m),
         None => SharedString::from(method.to_owned()),
     }
+}
+
+fn standard_method(method: &str) -> Option<&'static str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    STANDARD.iter().find(|m| **m == method).copied()
 }
 
 /// The 500 problem of a handler that panicked.

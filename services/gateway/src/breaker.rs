@@ -3,7 +3,7 @@
 //! `GATEWAY_BREAKER_COOLDOWN_MS`, sparing a struggling service; then one request is let
 //! through (half-open): its success closes the breaker, its failure opens it again.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ enum State {
 #[derive(Debug)]
 pub(crate) struct Breaker {
     state: Mutex<State>,
+    /// Whether `state` is closed with no failure counted: then a request is admitted, and a
+    /// success recorded, without taking the lock (every request of a healthy upstream).
+    clear: AtomicBool,
     threshold: AtomicU32,
     cooldown_ms: AtomicU64,
 }
@@ -33,6 +36,7 @@ impl Default for Breaker {
     fn default() -> Self {
         Self {
             state: Mutex::new(State::Closed { failures: 0 }),
+            clear: AtomicBool::new(true),
             threshold: AtomicU32::new(5),
             cooldown_ms: AtomicU64::new(5_000),
         }
@@ -55,6 +59,9 @@ impl Breaker {
 
     /// Whether a request may go upstream now; `Err` with how long until it may.
     pub(crate) fn admit(&self) -> Result<(), Duration> {
+        if self.clear.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match *state {
             State::Closed { .. } => Ok(()),
@@ -81,26 +88,32 @@ impl Breaker {
 
     /// Counts the outcome of an admitted request.
     pub(crate) fn record(&self, failed: bool) {
+        if !failed && self.clear.load(Ordering::Relaxed) {
+            return;
+        }
         let threshold = self.threshold.load(Ordering::Relaxed);
         if threshold == 0 {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let open = State::Open {
+        let open = || State::Open {
             until: Instant::now() + self.cooldown(),
         };
         *state = match (*state, failed) {
             (State::Closed { failures }, true) if failures + 1 >= threshold => {
                 tracing::warn!(failures = failures + 1, "circuit opened");
-                open
+                open()
             }
             (State::Closed { failures }, true) => State::Closed {
                 failures: failures + 1,
             },
-            (State::HalfOpen { .. }, true) => open,
+            (State::HalfOpen { .. }, true) => open(),
             (State::HalfOpen { .. } | State::Closed { .. }, false) => State::Closed { failures: 0 },
             (State::Open { until }, _) => State::Open { until },
         };
+        // Written under the lock, so it follows the state's order of changes.
+        self.clear
+            .store(*state == State::Closed { failures: 0 }, Ordering::Relaxed);
     }
 
     /// `closed`, `open` or `half_open`, for `/metrics`.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -118,17 +118,30 @@ pub(crate) struct UpstreamStats {
     traffic: Traffic,
     /// Its circuit breaker.
     pub(crate) breaker: crate::breaker::Breaker,
+    /// Its Prometheus handles, registered at its first request (the recorder is installed
+    /// by then) rather than looked up on every one.
+    exported: OnceLock<Exported>,
+}
+
+#[derive(Debug)]
+struct Exported {
+    /// Requests by status class, 1xx to 5xx.
+    requests: [metrics::Counter; 5],
+    duration: metrics::Histogram,
 }
 
 impl UpstreamStats {
     /// Records one proxied request: its final status and the time to the response head.
     pub(crate) fn record(&self, upstream: &'static str, status: StatusCode, elapsed: Duration) {
         self.traffic.record(status, micros(elapsed));
-        let class = status_class(status);
-        metrics::counter!("gateway_upstream_requests_total", "upstream" => upstream, "class" => class)
-            .increment(1);
-        metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream)
-            .record(elapsed.as_secs_f64());
+        let exported = self.exported.get_or_init(|| Exported {
+            requests: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+                metrics::counter!("gateway_upstream_requests_total", "upstream" => upstream, "class" => class)
+            }),
+            duration: metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream),
+        });
+        exported.requests[status_index(status)].increment(1);
+        exported.duration.record(elapsed.as_secs_f64());
     }
 
     fn snapshot(&self) -> UpstreamMetrics {
@@ -182,14 +195,9 @@ fn round_ms(micros: f64) -> f64 {
     (micros / 10.0).round() / 100.0
 }
 
-fn status_class(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+/// 0 for 1xx up to 4 for 5xx.
+fn status_index(status: StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
 }
 
 /// Every counter the gateway keeps in process.
@@ -246,8 +254,7 @@ impl GatewayMetrics {
 
     pub(crate) fn count(&self, status: StatusCode) {
         self.requests_total.fetch_add(1, Ordering::Relaxed);
-        let index = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.classes[index].fetch_add(1, Ordering::Relaxed);
+        self.classes[status_index(status)].fetch_add(1, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> MetricsResponse {

@@ -15,36 +15,35 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1), besides
 /// `proxy-*` and whatever `Connection` names.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ]
+    .contains(&name)
+        || name.as_str().starts_with("proxy-")
+}
 
 /// Removes the headers of one hop: the fixed list, `proxy-*`, and those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+    // Most messages have none: one look at each name, nothing parsed or hashed.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    let mut names: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::try_from(name.trim()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-    let proxied: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxied {
+    names.extend(headers.keys().filter(|name| is_hop_by_hop(name)).cloned());
+    for name in names {
         headers.remove(name);
     }
 }
