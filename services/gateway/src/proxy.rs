@@ -2,6 +2,7 @@
 //! its replicas (see `remote`).
 
 mod connections;
+mod h1;
 mod headers;
 mod remote;
 

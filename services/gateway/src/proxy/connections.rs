@@ -1,31 +1,32 @@
 //! Keep-alive HTTP/1.1 connections to replicas, kept per thread.
 //!
 //! Each serving thread keeps its own idle connections, so that a request is written, and its
-//! answer read, by the thread that serves the client: no lock is taken and no other thread is
-//! woken on the way (the gateway serves with one runtime per core, see `front`). A request
-//! that finds an idle connection closed before it was written goes on a new one: the upstream
-//! never saw it, so even a write is safe to send again.
+//! answer read, by the task that serves the client (see `h1`): no lock is taken and no other
+//! task or thread is woken on the way (the gateway serves with one runtime per core, see
+//! `front`). An idle connection the upstream has closed is left for a new one before the
+//! request is written: the upstream never sees it, so even a write is safe to send that way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::body::{Frame, SizeHint};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+
+use super::h1::{Connection, ExchangeError, Framing};
 
 /// Why a request got no answer.
 #[derive(Debug)]
 pub(super) enum SendError {
     /// No connection could be made: the upstream never saw the request.
     Connect(String),
-    /// The connection failed once the request may have been written.
-    Upstream(hyper::Error),
+    /// The exchange failed once the request may have been written.
+    Upstream(ExchangeError),
 }
 
 /// Settings shared by every replica's connections.
@@ -40,7 +41,7 @@ pub(super) struct Settings {
 }
 
 struct Idle {
-    sender: SendRequest<Body>,
+    connection: Connection,
     since: Instant,
 }
 
@@ -50,7 +51,7 @@ thread_local! {
 }
 
 /// A free connection of this thread to `replica`, dropping those closed or idle too long.
-fn checkout(replica: u64, settings: &Settings) -> Option<SendRequest<Body>> {
+fn checkout(replica: u64, settings: &Settings) -> Option<Connection> {
     IDLE.with_borrow_mut(|idle| {
         let list = idle.get_mut(&replica)?;
         let now = Instant::now();
@@ -60,18 +61,18 @@ fn checkout(replica: u64, settings: &Settings) -> Option<SendRequest<Body>> {
             .take_while(|c| now.duration_since(c.since) >= settings.idle_timeout)
             .count();
         list.drain(..stale);
-        while let Some(connection) = list.pop() {
-            if !connection.sender.is_closed() {
-                return Some(connection.sender);
+        while let Some(idle) = list.pop() {
+            if !idle.connection.is_closed() {
+                return Some(idle.connection);
             }
         }
         None
     })
 }
 
-/// Keeps `sender` for the next request to `replica`, unless this thread holds enough.
-fn checkin(replica: u64, sender: SendRequest<Body>, settings: &Settings) {
-    if sender.is_closed() || settings.max_idle == 0 {
+/// Keeps `connection` for the next request to `replica`, unless this thread holds enough.
+fn checkin(replica: u64, connection: Connection, settings: &Settings) {
+    if settings.max_idle == 0 {
         return;
     }
     // A body dropped while its thread exits finds no list: the connection just closes.
@@ -83,13 +84,13 @@ fn checkin(replica: u64, sender: SendRequest<Body>, settings: &Settings) {
             list.remove(0);
         }
         list.push(Idle {
-            sender,
+            connection,
             since: Instant::now(),
         });
     });
 }
 
-async fn connect(address: &str, settings: &Settings) -> Result<SendRequest<Body>, SendError> {
+async fn connect(address: &str, settings: &Settings) -> Result<Connection, SendError> {
     let stream = tokio::time::timeout(
         settings.connect_timeout,
         tokio::net::TcpStream::connect(address),
@@ -104,109 +105,103 @@ async fn connect(address: &str, settings: &Settings) -> Result<SendRequest<Body>
     .map_err(|e| SendError::Connect(format!("cannot connect to {address}: {e}")))?;
     // Small requests and answers go out at once rather than waiting to fill a segment.
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| SendError::Connect(format!("cannot connect to {address}: {e}")))?;
-    // Spawned on the current runtime: the thread serving the client drives its upstream.
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "upstream connection closed");
-        }
-    });
-    sender
-        .ready()
-        .await
-        .map_err(|e| SendError::Connect(format!("cannot connect to {address}: {e}")))?;
-    Ok(sender)
+    Ok(Connection::new(stream))
 }
 
 /// Sends `request` (origin-form URI, `Host` set) to `address`, the replica numbered `replica`,
-/// on an idle connection of this thread or a new one. The answer's body gives the connection
-/// back once it is read to the end.
+/// on an idle connection of this thread or a new one. The connection goes back to the idle
+/// ones once the answer's body is read to the end (at once when it came with the head).
 pub(super) async fn send(
     replica: u64,
     address: &str,
-    mut request: Request<Body>,
+    request: Request<Body>,
     settings: &Settings,
 ) -> Result<Response<Body>, SendError> {
-    loop {
-        let (mut sender, reused) = match checkout(replica, settings) {
-            Some(sender) => (sender, true),
-            None => (connect(address, settings).await?, false),
-        };
-        if reused && sender.ready().await.is_err() {
-            // Closed while idle; the request is still ours.
-            continue;
-        }
-        match sender.try_send_request(request).await {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                let body = Body::new(Returning {
-                    body,
-                    sender: Some(sender),
-                    replica,
-                    settings: *settings,
-                });
-                return Ok(Response::from_parts(parts, body));
+    let mut connection = match checkout(replica, settings) {
+        Some(connection) => connection,
+        None => connect(address, settings).await?,
+    };
+    let (parts, body) = request.into_parts();
+    connection
+        .write_request(&parts, body)
+        .await
+        .map_err(SendError::Upstream)?;
+    let mut head = connection
+        .read_head(&parts.method)
+        .await
+        .map_err(SendError::Upstream)?;
+    let body = match connection.take_whole_body(&mut head.framing) {
+        Some(whole) => {
+            if head.reusable {
+                checkin(replica, connection, settings);
             }
-            Err(mut error) => match error.take_message() {
-                // Never written: an idle connection closed by the upstream a moment ago.
-                Some(unsent) if reused => request = unsent,
-                _ => return Err(SendError::Upstream(error.into_error())),
-            },
+            Body::from(whole)
         }
-    }
+        None => Body::new(Answer {
+            connection: Some(connection),
+            framing: head.framing,
+            reusable: head.reusable,
+            replica,
+            settings: *settings,
+        }),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.version_mut() = head.version;
+    *response.headers_mut() = head.headers;
+    Ok(response)
 }
 
-/// An answer's body that returns its connection to the thread's idle ones when read to the
-/// end; one dropped before that closes the connection, whose state is unknown.
-struct Returning {
-    body: Incoming,
-    sender: Option<SendRequest<Body>>,
+/// An answer's body read from its connection as it is polled; the connection goes back to
+/// the thread's idle ones at the end of the body, and closes if the body is dropped before.
+struct Answer {
+    connection: Option<Connection>,
+    framing: Framing,
+    reusable: bool,
     replica: u64,
     settings: Settings,
 }
 
-impl Returning {
-    fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            checkin(self.replica, sender, &self.settings);
-        }
-    }
-}
-
-impl hyper::body::Body for Returning {
+impl hyper::body::Body for Answer {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let Some(connection) = this.connection.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = connection.poll_body(cx, &mut this.framing);
         match &polled {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.sender = None,
+            Poll::Ready(Some(Ok(_))) if this.framing.is_done() => this.give_back(),
+            Poll::Ready(None) => this.give_back(),
+            Poll::Ready(Some(Err(_))) => this.connection = None,
             _ => {}
         }
-        polled
+        polled.map(|piece| piece.map(|piece| piece.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.connection.is_none() || self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.framing {
+            Framing::Length(left) => SizeHint::with_exact(left),
+            _ => SizeHint::default(),
+        }
     }
 }
 
-impl Drop for Returning {
-    fn drop(&mut self) {
-        // A body with nothing to read (a 204, a HEAD answer) is done without being polled.
-        if self.body.is_end_stream() {
-            self.give_back();
+impl Answer {
+    fn give_back(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && self.reusable
+        {
+            checkin(self.replica, connection, &self.settings);
         }
     }
 }

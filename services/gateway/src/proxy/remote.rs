@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::uri::{PathAndQuery, Scheme, Uri};
-use axum::http::{HeaderValue, Method, StatusCode, Version, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -177,7 +177,6 @@ impl Replica {
 
     /// Sends `request` (origin-form URI) over one of this thread's connections to it.
     async fn send(&self, mut request: Request, pool: &Pool) -> Result<Response, SendError> {
-        *request.version_mut() = Version::HTTP_11;
         // The client's `Host` is in `x-forwarded-host`.
         request
             .headers_mut()
@@ -471,6 +470,7 @@ fn classify(error: SendError, body_limit: usize, replica: &str) -> ProxyError {
         }
         SendError::Upstream(error) => error,
     };
+    // The client's body over the limit surfaces as the request body's error.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(cause) = source {
         if cause.is::<LengthLimitError>() {
