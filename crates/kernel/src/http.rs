@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use metrics::SharedString;
+use metrics::{Counter, Histogram, SharedString};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -107,11 +107,12 @@ fn new_request_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:012x}{process:08x}{:012x}",
-        millis & 0xffff_ffff_ffff,
-        count & 0xffff_ffff_ffff
-    )
+    let mut id = [0u8; 16];
+    id[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    id[6..10].copy_from_slice(&process.to_be_bytes());
+    id[10..].copy_from_slice(&count.to_be_bytes()[2..]);
+    // Every request gets one: a table lookup per digit rather than the formatting machinery.
+    hex::encode(id)
 }
 
 /// Keeps the in-flight gauge right even when a request future is dropped midway.
@@ -144,7 +145,7 @@ impl Drop for InFlight {
 struct Handles {
     in_flight: HashMap<&'static str, metrics::Gauge>,
     /// By route, then service, method and status.
-    requests: HashMap<String, HashMap<RequestLabels, (metrics::Counter, metrics::Histogram)>>,
+    requests: HashMap<String, HashMap<RequestLabels, (Counter, Histogram)>>,
 }
 
 type RequestLabels = (&'static str, &'static str, u16);
@@ -204,8 +205,7 @@ impl Observation {
         let route = response
             .extensions()
             .get::<Route>()
-            .map(|r| r.0.as_str().to_owned())
-            .unwrap_or_else(|| "unmatched".to_owned());
+            .map_or("unmatched", |r| r.0.as_str());
         record(self.service, self.method.as_str(), route, status, elapsed);
         self.span.in_scope(|| {
             tracing::info!(
@@ -290,13 +290,7 @@ async fn as_problem(response: Response) -> Response {
     problem
 }
 
-fn record(
-    service: &'static str,
-    method: &str,
-    route: String,
-    status: StatusCode,
-    elapsed: Duration,
-) {
+fn record(service: &'static str, method: &str, route: &str, status: StatusCode, elapsed: Duration) {
     let handles = |route: &str| {
         let labels = [
             ("service", SharedString::const_str(service)),
@@ -309,22 +303,25 @@ fn record(
             metrics::histogram!("http_request_duration_seconds", &labels[..3]),
         )
     };
-    let (counter, histogram) = match standard_method(method) {
+    let count = |(counter, histogram): &(Counter, Histogram)| {
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    };
+    match standard_method(method) {
         Some(method) => HANDLES.with_borrow_mut(|cached| {
-            let by_labels = match cached.requests.get_mut(route.as_str()) {
+            let by_labels = match cached.requests.get_mut(route) {
                 Some(by_labels) => by_labels,
-                None => cached.requests.entry(route.clone()).or_default(),
+                None => cached.requests.entry(route.to_owned()).or_default(),
             };
-            by_labels
-                .entry((service, method, status.as_u16()))
-                .or_insert_with(|| handles(&route))
-                .clone()
+            count(
+                by_labels
+                    .entry((service, method, status.as_u16()))
+                    .or_insert_with(|| handles(route)),
+            );
         }),
         // Any method name may come in: those are not kept.
-        None => handles(&route),
-    };
-    counter.increment(1);
-    histogram.record(elapsed.as_secs_f64());
+        None => count(&handles(route)),
+    }
 }
 
 /// The label of a method without allocating for the standard ones.

@@ -116,6 +116,7 @@ pub(crate) type Edge = BoxCloneSyncService<Request, Response, Infallible>;
 
 fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    headers.reserve(SECURITY_HEADERS.len());
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));

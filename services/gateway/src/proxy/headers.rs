@@ -1,6 +1,7 @@
 //! What changes in the headers between the client's hop and the upstream's.
 
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::Version;
@@ -62,35 +63,36 @@ pub(crate) fn prepare(request: Request, path_and_query: PathAndQuery) -> Request
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(ConnectInfo(addr)) = peer {
-        // Append the peer to the chain: the right-most entry is the one the gateway vouches for.
-        let chain = match parts
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(previous) if !previous.trim().is_empty() => format!("{previous}, {}", addr.ip()),
-            _ => addr.ip().to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
-            parts.headers.insert(X_FORWARDED_FOR, value);
-        }
-    }
     let proto = if parts.uri.scheme() == Some(&Scheme::HTTPS) {
         "https"
     } else {
         "http"
     };
+    let hop = Hop {
+        peer: peer.map(|ConnectInfo(addr)| addr.ip()),
+        proto,
+        host: host.clone(),
+    };
+    let (for_this_hop, forwarded) = hop.values();
+    if let Some(for_this_hop) = for_this_hop {
+        // Append the peer to the chain: the right-most entry is the one the gateway vouches for.
+        let chain = match parts.headers.get(&X_FORWARDED_FOR) {
+            Some(previous) => append(previous, &for_this_hop),
+            None => Some(for_this_hop),
+        };
+        if let Some(chain) = chain {
+            parts.headers.insert(X_FORWARDED_FOR, chain);
+        }
+    }
     parts
         .headers
         .insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    let element = forwarded_element(peer.map(|ConnectInfo(addr)| addr), proto, host.as_ref());
-    let chain = match parts.headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {element}"),
-        _ => element,
+    let chain = match parts.headers.get(&FORWARDED) {
+        Some(previous) => append(previous, &forwarded),
+        None => Some(forwarded),
     };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        parts.headers.insert(FORWARDED, value);
+    if let Some(chain) = chain {
+        parts.headers.insert(FORWARDED, chain);
     }
     match host {
         Some(host) => parts.headers.insert(X_FORWARDED_HOST, host),
@@ -104,10 +106,7 @@ pub(crate) fn prepare(request: Request, path_and_query: PathAndQuery) -> Request
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_traceparent);
     if !traced {
-        parts.headers.remove(&TRACEPARENT);
-        if let Ok(value) = HeaderValue::from_str(&new_traceparent()) {
-            parts.headers.insert(TRACEPARENT, value);
-        }
+        parts.headers.insert(TRACEPARENT, new_traceparent());
     }
     let mut outgoing = Request::new(body);
     *outgoing.method_mut() = parts.method;
@@ -120,48 +119,111 @@ pub(crate) fn prepare(request: Request, path_and_query: PathAndQuery) -> Request
     outgoing
 }
 
-/// This hop's `Forwarded` element: `for=…;proto=…;host=…` (RFC 7239 §4), with IPv6
-/// addresses and hosts quoted since `[`, `:` are not token characters.
-fn forwarded_element(peer: Option<SocketAddr>, proto: &str, host: Option<&HeaderValue>) -> String {
-    let mut element = match peer.map(|addr| addr.ip()) {
-        Some(std::net::IpAddr::V4(ip)) => format!("for={ip}"),
-        Some(std::net::IpAddr::V6(ip)) => format!("for=\"[{ip}]\""),
-        None => "for=unknown".to_owned(),
-    };
-    element.push_str(";proto=");
-    element.push_str(proto);
-    let host = host
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.contains(['"', '\\']));
-    if let Some(host) = host {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
+/// `previous, this`, or `this` alone when `previous` is blank or not text.
+fn append(previous: &HeaderValue, this: &HeaderValue) -> Option<HeaderValue> {
+    let previous = previous.to_str().map_or("", str::trim);
+    if previous.is_empty() {
+        return Some(this.clone());
     }
-    element
+    let this = this.to_str().ok()?;
+    HeaderValue::from_str(&format!("{previous}, {this}")).ok()
+}
+
+/// What this hop adds to the forwarding headers.
+#[derive(PartialEq)]
+struct Hop {
+    peer: Option<IpAddr>,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+}
+
+thread_local! {
+    /// The last hop's values: the requests a thread serves mostly come from the client (or
+    /// the load balancer) of the request before, and formatting them was a good part of the
+    /// gateway's own work on a request.
+    static LAST_HOP: RefCell<Option<(Hop, Option<HeaderValue>, HeaderValue)>> =
+        const { RefCell::new(None) };
+}
+
+impl Hop {
+    /// This hop's `X-Forwarded-For` entry (none without a peer) and `Forwarded` element.
+    fn values(self) -> (Option<HeaderValue>, HeaderValue) {
+        LAST_HOP.with_borrow_mut(|last| match last {
+            Some((hop, for_this_hop, forwarded)) if *hop == self => {
+                (for_this_hop.clone(), forwarded.clone())
+            }
+            _ => {
+                let for_this_hop = self
+                    .peer
+                    .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
+                let forwarded = self.forwarded_element();
+                *last = Some((self, for_this_hop.clone(), forwarded.clone()));
+                (for_this_hop, forwarded)
+            }
+        })
+    }
+
+    /// This hop's `Forwarded` element: `for=…;proto=…;host=…` (RFC 7239 §4), with IPv6
+    /// addresses and hosts quoted since `[`, `:` are not token characters.
+    fn forwarded_element(&self) -> HeaderValue {
+        let mut element = match self.peer {
+            Some(IpAddr::V4(ip)) => format!("for={ip}"),
+            Some(IpAddr::V6(ip)) => format!("for=\"[{ip}]\""),
+            None => "for=unknown".to_owned(),
+        };
+        element.push_str(";proto=");
+        element.push_str(self.proto);
+        let host = self
+            .host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.contains(['"', '\\']));
+        if let Some(host) = host {
+            element.push_str(";host=\"");
+            element.push_str(host);
+            element.push('"');
+        }
+        HeaderValue::from_str(&element).unwrap_or(HeaderValue::from_static("for=unknown"))
+    }
 }
 
 /// Whether `value` is a W3C trace context of version 00: `00-<32 hex>-<16 hex>-<2 hex>`, with
 /// neither id all zeros.
 fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.trim().split('-').collect();
     let hex = |s: &str, len: usize| {
         s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     };
-    matches!(parts.as_slice(), [version, trace, parent, flags]
-        if *version == "00"
-            && hex(trace, 32)
-            && hex(parent, 16)
-            && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0')
-            && parent.bytes().any(|b| b != b'0'))
+    let mut parts = value.trim().split('-');
+    let (Some(version), Some(trace), Some(parent), Some(flags), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    version == "00"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0')
 }
 
-/// A fresh sampled trace context.
-fn new_traceparent() -> String {
-    let trace: u128 = rand::random::<u128>().max(1);
-    let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
+/// A fresh sampled trace context: `00-<trace id>-<span id>-01`.
+fn new_traceparent() -> HeaderValue {
+    let mut ids: [u8; 24] = rand::random();
+    // Neither id may be all zeros.
+    ids[15] |= 1;
+    ids[23] |= 1;
+    let mut text = *b"00-________________________________-________________-01";
+    // Hex digits always fit their slots and are valid header characters.
+    let _ = hex::encode_to_slice(&ids[..16], &mut text[3..35]);
+    let _ = hex::encode_to_slice(&ids[16..], &mut text[36..52]);
+    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(
+        "00-00000000000000000000000000000001-0000000000000001-01",
+    ))
 }
 
 #[cfg(test)]
@@ -269,5 +331,35 @@ mod tests {
         let out = prepare(request, PathAndQuery::from_static("/x"));
         assert_eq!(out.headers()["x-forwarded-for"], "10.0.0.1");
         assert!(!out.headers().contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn each_request_names_its_own_peer_and_host_after_another_one() {
+        let forwarded = |ip: [u8; 4], host: &str| {
+            let mut request = Request::get("/x")
+                .header("host", host)
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((ip, 4000))));
+            let out = prepare(request, PathAndQuery::from_static("/x"));
+            let value = |name: &str| out.headers()[name].to_str().unwrap().to_owned();
+            (value("x-forwarded-for"), value("forwarded"))
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                forwarded([192, 0, 2, 1], "a.example"),
+                (
+                    "192.0.2.1".to_owned(),
+                    "for=192.0.2.1;proto=http;host=\"a.example\"".to_owned()
+                )
+            );
+            assert_eq!(forwarded([192, 0, 2, 2], "a.example").0, "192.0.2.2");
+            assert_eq!(
+                forwarded([192, 0, 2, 2], "b.example").1,
+                "for=192.0.2.2;proto=http;host=\"b.example\""
+            );
+        }
     }
 }
