@@ -108,6 +108,13 @@ async fn connect(address: &str, settings: &Settings) -> Result<Connection, SendE
     Ok(Connection::new(stream))
 }
 
+/// An upstream's answer.
+pub(super) struct Answered {
+    pub(super) response: Response<Body>,
+    /// Whether the body came whole with the head: the connection is free already.
+    pub(super) whole: bool,
+}
+
 /// Sends `request` (origin-form URI, `Host` set) to `address`, the replica numbered `replica`,
 /// on an idle connection of this thread or a new one. The connection goes back to the idle
 /// ones once the answer's body is read to the end (at once when it came with the head).
@@ -116,7 +123,7 @@ pub(super) async fn send(
     address: &str,
     request: Request<Body>,
     settings: &Settings,
-) -> Result<Response<Body>, SendError> {
+) -> Result<Answered, SendError> {
     let mut connection = match checkout(replica, settings) {
         Some(connection) => connection,
         None => connect(address, settings).await?,
@@ -130,7 +137,9 @@ pub(super) async fn send(
         .read_head(&parts.method)
         .await
         .map_err(SendError::Upstream)?;
-    let body = match connection.take_whole_body(&mut head.framing) {
+    let whole = connection.take_whole_body(&mut head.framing);
+    let answered = whole.is_some();
+    let body = match whole {
         Some(whole) => {
             if head.reusable {
                 checkin(replica, connection, settings);
@@ -149,7 +158,10 @@ pub(super) async fn send(
     *response.status_mut() = head.status;
     *response.version_mut() = head.version;
     *response.headers_mut() = head.headers;
-    Ok(response)
+    Ok(Answered {
+        response,
+        whole: answered,
+    })
 }
 
 /// An answer's body read from its connection as it is polled; the connection goes back to

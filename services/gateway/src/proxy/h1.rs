@@ -28,6 +28,9 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 /// A chunk-size or trailer line may not be longer.
 const MAX_LINE: usize = 4 * 1024;
+/// Headers the gateway may add to an answer (request id, security headers, `Vary`) without
+/// the map growing.
+const HEADROOM: usize = 8;
 /// Room made in the read buffer before each read.
 const READ_SIZE: usize = 16 * 1024;
 /// Bodies up to this size are copied out of the read buffer, which then stays whole for the
@@ -94,6 +97,8 @@ pub(super) struct Head {
 pub(super) struct Connection {
     stream: TcpStream,
     buffer: BytesMut,
+    /// Where requests are put together, kept from one to the next.
+    out: Vec<u8>,
 }
 
 impl Connection {
@@ -101,6 +106,7 @@ impl Connection {
         Self {
             stream,
             buffer: BytesMut::new(),
+            out: Vec::new(),
         }
     }
 
@@ -126,7 +132,8 @@ impl Connection {
         mut body: Body,
     ) -> Result<(), ExchangeError> {
         let length = body.size_hint().exact();
-        let mut out = Vec::with_capacity(512);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         encode_head(parts, length, &mut out);
         let mut sent: u64 = 0;
         loop {
@@ -169,7 +176,9 @@ impl Connection {
             Some(length) if sent != length => return Err(ExchangeError::RequestLength),
             Some(_) => {}
         }
-        self.write(&mut out).await
+        self.write(&mut out).await?;
+        self.out = out;
+        Ok(())
     }
 
     async fn write(&mut self, out: &mut Vec<u8>) -> Result<(), ExchangeError> {
@@ -223,15 +232,20 @@ impl Connection {
             } else {
                 Version::HTTP_11
             };
+            // Where each header's name and value are in the head, so that they can be slices
+            // of it once it is split off, not copies.
+            let base = self.buffer.as_ptr() as usize;
+            let offset = |field: &[u8]| (field.as_ptr() as usize).wrapping_sub(base);
+            let mut fields = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
             let count = response.headers.len();
-            // Offsets into the head, so that the values can be slices of it, not copies.
-            let mut fields = Vec::with_capacity(count);
-            for field in response.headers.iter() {
-                let start =
-                    (field.value.as_ptr() as usize).wrapping_sub(self.buffer.as_ptr() as usize);
-                let name = HeaderName::from_bytes(field.name.as_bytes())
-                    .map_err(|_| invalid(format!("header name `{}`", field.name)))?;
-                fields.push((name, start, field.value.len()));
+            for (slot, field) in fields.iter_mut().zip(response.headers.iter()) {
+                let name = field.name.as_bytes();
+                *slot = (
+                    offset(name),
+                    name.len(),
+                    offset(field.value),
+                    field.value.len(),
+                );
             }
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(invalid("protocol upgrades are not proxied".to_owned()));
@@ -241,13 +255,22 @@ impl Connection {
                 // `100 Continue` and the like: the final answer follows.
                 continue;
             }
-            let mut headers = HeaderMap::with_capacity(count);
-            for (name, start, len) in fields {
-                let value = match head.get(start..start + len) {
-                    Some(b"") => HeaderValue::from_static(""),
-                    Some(_) => HeaderValue::from_maybe_shared(head.slice(start..start + len))
-                        .map_err(|_| invalid(format!("value of header `{name}`")))?,
-                    None => return Err(invalid(format!("value of header `{name}`"))),
+            let mut headers = HeaderMap::with_capacity(count + HEADROOM);
+            for &(name_at, name_len, value_at, value_len) in &fields[..count] {
+                let (Some(name), Some(value)) = (
+                    head.get(name_at..name_at.saturating_add(name_len)),
+                    head.get(value_at..value_at.saturating_add(value_len)),
+                ) else {
+                    return Err(invalid("header out of its head".to_owned()));
+                };
+                let name = HeaderName::from_bytes(name).map_err(|_| {
+                    invalid(format!("header name `{}`", String::from_utf8_lossy(name)))
+                })?;
+                let value = if value.is_empty() {
+                    HeaderValue::from_static("")
+                } else {
+                    HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+                        .map_err(|_| invalid(format!("value of header `{name}`")))?
                 };
                 headers.append(name, value);
             }

@@ -113,9 +113,13 @@ pub(crate) fn prepare(request: Request, path_and_query: PathAndQuery) -> Request
     *outgoing.uri_mut() = Uri::from(path_and_query);
     *outgoing.version_mut() = Version::HTTP_11;
     *outgoing.headers_mut() = parts.headers;
+    // Emptied rather than replaced: the map the client's request allocated is used again.
+    let mut extensions = parts.extensions;
+    extensions.clear();
     if let Some(peer) = peer {
-        outgoing.extensions_mut().insert(peer);
+        extensions.insert(peer);
     }
+    *outgoing.extensions_mut() = extensions;
     outgoing
 }
 

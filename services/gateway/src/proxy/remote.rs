@@ -18,7 +18,7 @@ use hyper::body::{Body as _, Frame, SizeHint};
 use mercato_kernel::Config;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::connections::{self, SendError, Settings};
+use super::connections::{self, Answered, SendError, Settings};
 use super::headers::strip_hop_by_hop;
 use super::{Probe, ProxyError, probe, read_limited};
 
@@ -176,7 +176,7 @@ impl Replica {
     }
 
     /// Sends `request` (origin-form URI) over one of this thread's connections to it.
-    async fn send(&self, mut request: Request, pool: &Pool) -> Result<Response, SendError> {
+    async fn send(&self, mut request: Request, pool: &Pool) -> Result<Answered, SendError> {
         // The client's `Host` is in `x-forwarded-host`.
         request
             .headers_mut()
@@ -372,9 +372,10 @@ impl Remote {
                 parts.headers.clone()
             };
             match replica.send(outgoing, &self.pool).await {
-                Ok(response) => {
-                    replica.observe(response.status().is_server_error(), &self.pool.balance);
-                    return Ok(into_response(response, permit, in_flight));
+                Ok(answered) => {
+                    let failed = answered.response.status().is_server_error();
+                    replica.observe(failed, &self.pool.balance);
+                    return Ok(into_response(answered, permit, in_flight));
                 }
                 Err(error) => {
                     failure = classify(error, self.pool.body_limit, &replica.url);
@@ -449,7 +450,8 @@ impl Remote {
             .map_err(|e| match e {
                 SendError::Connect(reason) => reason,
                 SendError::Upstream(error) => error_chain(&error),
-            })?;
+            })?
+            .response;
         read_limited(response.status(), response.into_body(), limit).await
     }
 }
@@ -494,13 +496,18 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The answer for the client; the connection slot and the replica's count are held until
+/// its body is read, unless that came whole with the head.
 fn into_response(
-    response: Response,
+    answered: Answered,
     permit: OwnedSemaphorePermit,
     in_flight: InFlight,
 ) -> Response {
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, body) = answered.response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    if answered.whole {
+        return Response::from_parts(parts, body);
+    }
     Response::from_parts(
         parts,
         Body::new(Permitted {
